@@ -1,0 +1,1 @@
+"""q_kangaroo smoke harness: matrix -> cells -> environment -> probe -> verdict -> report."""
