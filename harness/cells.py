@@ -1,0 +1,72 @@
+"""matrix -> cells: one cell per environment entry, with a stable readable id."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from harness.errors import InputError
+from harness.matrix import Matrix
+
+_VERSION = re.compile(r"^\d+\.\d+$")
+_RECIPE = re.compile(r"^(?P<os>[a-z0-9.]+)-py(?P<py>\d+\.\d+)$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cell:
+    """One environment the wheel is tested in."""
+
+    id: str
+    kind: Literal["venv", "container"]
+    python: str | None
+    image: str | None
+    timeout: float
+    aliases: tuple[str, ...] = ()
+
+    def matches(self, pattern: str) -> bool:
+        """fnmatch against the id and the aliases (e.g. ``py3.9-*``)."""
+        return any(fnmatch.fnmatchcase(name, pattern) for name in (self.id, *self.aliases))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
+
+
+def expand(matrix: Matrix) -> list[Cell]:
+    """All cells of the matrix, venvs first, in file order."""
+    cells: list[Cell] = []
+    for v in matrix.venvs:
+        if _VERSION.match(v.python):
+            cid, aliases = f"venv-py{v.python}", (f"py{v.python}-venv",)
+        else:
+            cid, aliases = f"venv-{_slug(v.python.rsplit('/', 1)[-1])}", ()
+        cells.append(Cell(id=v.id or cid, kind="venv", python=v.python, image=None,
+                          timeout=v.timeout or matrix.timeout, aliases=aliases))
+    for c in matrix.containers:
+        m = _RECIPE.match(c.image)
+        aliases = (f"py{m['py']}-{m['os']}",) if m else ()
+        cells.append(Cell(id=c.id or f"docker-{_slug(c.image)}", kind="container",
+                          python=c.python, image=c.image,
+                          timeout=c.timeout or matrix.timeout, aliases=aliases))
+    seen: set[str] = set()
+    for cell in cells:
+        if cell.id in seen:
+            raise InputError(f"{matrix.path}: environments: two cells are named {cell.id!r}; "
+                             "give one of them an 'id'")
+        seen.add(cell.id)
+    return cells
+
+
+def select(cells: Sequence[Cell], patterns: Iterable[str]) -> list[Cell]:
+    """Cells matching any pattern (all cells when there is none)."""
+    pats = [p for raw in patterns for p in raw.split(",") if p]
+    if not pats:
+        return list(cells)
+    for p in pats:
+        if not any(c.matches(p) for c in cells):
+            raise InputError(f"--select {p!r} matches no cell; cells are: "
+                             + ", ".join(c.id for c in cells))
+    return [c for c in cells if any(c.matches(p) for p in pats)]

@@ -1,0 +1,141 @@
+"""Command line: a pipeline of plain task functions.
+
+parse args -> load matrix -> expand + select cells -> resolve wheel -> prepare -> run cells
+-> write reports -> exit code (0 all PASS, 1 any FAIL/INVALID/TIMEOUT, 2 bad input or
+infrastructure, 130 interrupted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from harness import cells as cells_mod
+from harness import console, matrix, report, wheel
+from harness.errors import EXIT_FAIL, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_PASS, HarnessError
+from harness.prepare import make_environment, prepare
+from harness.runner import RunContext, run_all, run_directory
+from harness.verdict import CellResult, Verdict
+
+DEFAULT_MATRIX = Path(__file__).resolve().parent.parent / "matrix.yaml"
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    p = argparse.ArgumentParser(prog="q-kangaroo-smoke", description=__doc__.splitlines()[0])
+    p.add_argument("wheel", nargs="?", type=Path,
+                   help="the wheel to test, or a directory holding it")
+    p.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix file")
+    p.add_argument("--select", "-k", action="append", default=[], metavar="PATTERN",
+                   help="only cells whose id or alias matches (fnmatch; repeatable; a,b)")
+    p.add_argument("--jobs", "-j", type=int, default=None,
+                   help="cells at once (default: matrix defaults.jobs, else CPU count)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds per cell (override)")
+    p.add_argument("--report-dir", type=Path, default=Path("reports"),
+                   help="where smoke.json and smoke.junit.xml go (default: reports/)")
+    p.add_argument("--keep-failed", action="store_true",
+                   help="keep failed cells' containers and print how to enter them")
+    p.add_argument("--no-build-images", action="store_true",
+                   help="do not build missing images (their cells are ERROR)")
+    p.add_argument("--list", action="store_true", help="list the cells and exit")
+    return p
+
+
+def load_cells(args: argparse.Namespace) -> tuple[matrix.Matrix, list[cells_mod.Cell]]:
+    """Matrix -> the selected cells (with any timeout override)."""
+    m = matrix.load(args.matrix)
+    cells = cells_mod.select(cells_mod.expand(m), args.select)
+    if args.timeout is not None:
+        from dataclasses import replace
+
+        cells = [replace(c, timeout=args.timeout) for c in cells]
+    return m, cells
+
+
+def list_cells(cells: Sequence[cells_mod.Cell]) -> int:
+    """Print one cell per line: id, kind, interpreter or image, aliases."""
+    for c in cells:
+        target = c.image if c.kind == "container" else c.python
+        aliases = f"  (also: {', '.join(c.aliases)})" if c.aliases else ""
+        print(f"{c.id}\t{c.kind}\t{target}{aliases}")
+    return EXIT_PASS
+
+
+def exit_code(results: Sequence[CellResult], interrupted: bool) -> int:
+    """0 all PASS; 1 a wheel or environment verdict; 2 could not judge; 130 interrupted."""
+    verdicts = {r.verdict for r in results}
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if Verdict.FAIL in verdicts:
+        return EXIT_FAIL
+    if Verdict.ERROR in verdicts:
+        return EXIT_INPUT
+    if verdicts - {Verdict.PASS}:
+        return EXIT_FAIL
+    return EXIT_PASS if results else EXIT_INPUT
+
+
+def run(args: argparse.Namespace, out: Console) -> int:
+    """The whole pipeline for one wheel."""
+    m, cells = load_cells(args)
+    if args.list:
+        return list_cells(cells)
+    if args.wheel is None:
+        raise matrix.InputError("no wheel given; pass a .whl or a directory of wheels "
+                                "(`nox -s smoke` builds the fixture wheel for you)")
+    wheel_path = wheel.resolve(args.wheel, m.package.distribution)
+    started = time.time()
+    jobs = args.jobs or m.jobs or os.cpu_count() or 2
+    with run_directory(wheel_path) as (run_id, root, staged):
+        info = wheel.inspect(staged)
+        out.print(f"[bold]{info.filename}[/] sha256 {info.sha256[:16]}… — {len(cells)} cells, "
+                  f"{jobs} at a time", highlight=False)
+        ctx = RunContext(run_id=run_id, root=root, wheel=info, package=m.package,
+                         keep_failed=args.keep_failed)
+        results: list[CellResult] = []
+        try:
+            prepare(ctx, cells, lambda line: out.print(line, highlight=False),
+                    build_images=not args.no_build_images)
+            with console.Progress(cells, out) as progress:
+                results = run_all(cells, ctx, make_environment, jobs=jobs,
+                                  on_start=progress.started, on_result=progress.finished)
+        except KeyboardInterrupt:
+            ctx.interrupted.set()
+        interrupted = ctx.interrupted.is_set()
+        code = exit_code(results, interrupted)
+        run_info = report.RunInfo(run_id=run_id, matrix=str(m.path), wheel=info,
+                                  started=started, finished=time.time(),
+                                  interrupted=interrupted, exit_code=code,
+                                  selected=tuple(c.id for c in cells))
+        paths = report.write(args.report_dir, run_info, results)
+    console.summary(out, results, live_shown=out.is_terminal)
+    counts = ", ".join(f"{n} {v.value}" for v in Verdict
+                       if (n := sum(r.verdict is v for r in results)))
+    out.print(f"{counts or 'no cells ran'}{' (interrupted)' if interrupted else ''}; "
+              f"reports: {paths['json']}, {paths['junit']}; exit {code}", highlight=False)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; every bad input is one line and exit 2."""
+    args = parser().parse_args(argv)
+    out = Console(stderr=True)
+    try:
+        return run(args, out)
+    except HarnessError as exc:
+        for line in str(exc).splitlines():
+            out.print(f"[red]error:[/] {line}", highlight=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        out.print("[red]interrupted[/]")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""Known failure signatures -> the pitfall and its fix, in the user's words."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from harness import tags
+from harness.matrix import Package
+from harness.verdict import CellResult, CheckResult, Diagnosis, Verdict
+from harness.wheel import WheelInfo
+
+
+@dataclass(frozen=True, kw_only=True)
+class Context:
+    """What a rule may look at: the failed check, the cell, the wheel, the package."""
+
+    check: CheckResult
+    text: str
+    match: re.Match[str]
+    result: CellResult
+    wheel: WheelInfo
+    package: Package
+
+
+Explain = Callable[[Context], Diagnosis]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rule:
+    """A signature: which checks, which text, how to explain it."""
+
+    checks: tuple[str, ...] | None  # None: any declared check
+    pattern: re.Pattern[str]
+    explain: Explain
+    when: Callable[[CheckResult], bool] = lambda check: True
+
+
+def _not_bundled(ctx: Context) -> Diagnosis:
+    soname, lib = ctx.match["soname"], ctx.match["lib"]
+    shipped = ctx.wheel.bundled(lib)
+    platform = sorted({t.platform for t in ctx.wheel.tags if t.platform.startswith("many")})
+    promise = (f" Its {', '.join(platform)} tag promises a self-contained wheel, so pip will "
+               "install it anywhere and it will break at import." if platform else "")
+    return Diagnosis(
+        title=f"lib{lib} was not bundled into the wheel",
+        advice=f"The extension needs {soname} (NEEDED: {', '.join(ctx.wheel.needs(lib)) or '?'})"
+               f" but the wheel carries {', '.join(shipped) or 'no copy of it'}; a machine "
+               f"without lib{lib} cannot import it.{promise} Fix: build with maturin's repair "
+               "step (do not pass `--auditwheel skip`) or run `auditwheel repair` on the wheel, "
+               f"so lib{lib} is copied into {ctx.package.import_name}.libs/.")
+
+
+def _pyinit(ctx: Context) -> Diagnosis:
+    wanted = ctx.match["name"]
+    exported = sorted({s for e in ctx.wheel.elf for s in e.pyinit})
+    return Diagnosis(
+        title="module name mismatch (PyInit_ not found)",
+        advice=f"Python looked for PyInit_{wanted} but the extension exports "
+               f"{', '.join(exported) or 'no PyInit_ symbol'}. The three names must agree: "
+               f"the `#[pymodule] fn {wanted}` in Rust, `module-name = "
+               f"\"{ctx.package.import_name}.{wanted}\"` under [tool.maturin], and the "
+               "import in __init__.py.")
+
+
+def _tag_refused(ctx: Context) -> Diagnosis:
+    facts = ctx.result.facts
+    have = sorted(str(t) for t in ctx.wheel.tags)
+    accepted = [str(t) for t in tags.supported(facts)]
+    version = "".join(map(str, facts.get("version_info", [0, 0])[:2]))
+    fixes = []
+    for t in ctx.wheel.tags:
+        if t.abi == "abi3" and int(t.interpreter[3:] or 0) > int(version[1:] or 0):
+            fixes.append(f"the abi3 floor is {t.interpreter}: build with pyo3's `abi3-py39` "
+                         "feature (cp39-abi3) so one wheel serves 3.9+")
+        elif t.abi.startswith("cp") and t.abi != f"cp{version}":
+            fixes.append(f"the wheel is built only for {t.abi} (no abi3): enable pyo3's "
+                         "`abi3-py39` feature, or build one wheel per Python")
+        m = re.match(r"manylinux_(\d+)_(\d+)_", t.platform)
+        glibc = facts.get("glibc", "")
+        if m and glibc and tuple(map(int, m.groups())) > tuple(map(int, glibc.split(".")[:2])):
+            fixes.append(f"it needs glibc {m[1]}.{m[2]} but this system has {glibc}: build "
+                         "`--compatibility manylinux2014` (with `--zig`) for glibc 2.17+")
+    return Diagnosis(
+        title="wheel tag not accepted by this interpreter",
+        advice=f"pip refuses {ctx.wheel.filename}: its tags ({', '.join(have)}) are not "
+               f"accepted by {tags.describe(facts)}, which needs e.g. "
+               f"{', '.join(accepted[:1] + [a for a in accepted if '-abi3-' in a][:1])}. "
+               + ("; ".join(dict.fromkeys(fixes)) or "build a wheel for this platform") + ".")
+
+
+def _mingw(ctx: Context) -> Diagnosis:
+    return Diagnosis(
+        title="__init__.py depends on MINGW_BIN",
+        advice="The package reads the MINGW_BIN environment variable at import; it exists only "
+               "on the build machine, so every user's import fails. Guard it (`if os.name == "
+               "'nt' and 'MINGW_BIN' in os.environ:`) or better, bundle the DLLs (delvewheel) "
+               "and drop the variable.")
+
+
+def _version(ctx: Context) -> Diagnosis:
+    values = ctx.check.data.get("values", {})
+    expected = ctx.check.data.get("expected")
+    wrong = [k for k, v in values.items() if v != expected]
+    if any(k.endswith("()") for k in wrong):
+        return Diagnosis(
+            title="stale extension module (.so) in the wheel",
+            advice=f"{', '.join(wrong)} report {', '.join(str(values[k]) for k in wrong)} but "
+                   f"the wheel is {expected}: an old build of the extension was packaged. "
+                   "Rebuild from a clean target directory (cargo clean) and check the wheel "
+                   "holds only the new .so.")
+    return Diagnosis(
+        title="__version__ does not match the wheel",
+        advice=f"{', '.join(f'{k} = {values[k]!r}' for k in wrong)} but the wheel's metadata "
+               f"says {expected}. Don't hard-code it: derive __version__ from the extension "
+               f"or from importlib.metadata.version({ctx.package.distribution!r}).")
+
+
+def _overflowed(check: CheckResult) -> bool:
+    """Right below 2^63/2^64, wrong at the first term that needs more bits."""
+    before, at = check.data.get("max_bits_before_bad"), check.data.get("bits_at_bad")
+    return before is not None and at is not None and before < at and before <= 64 <= at
+
+
+def _overflow(ctx: Context) -> Diagnosis:
+    index, bits = ctx.check.data.get("first_bad_index"), ctx.check.data.get("expected_bits", 0)
+    return Diagnosis(
+        title="wrong values past 2^64 (fixed-width overflow)",
+        advice=f"Term {index} is the first wrong one; it is the first that needs more than 64 "
+               f"bits. Smaller values are right, so the big-integer path is broken: compute "
+               f"with GMP (or Python ints) end to end, never through u64/i64. (Checked up to "
+               f"2^{bits}.)")
+
+
+def _provenance(ctx: Context) -> Diagnosis:
+    return Diagnosis(
+        title="native library loaded from outside the wheel",
+        advice=f"{ctx.check.detail}. The extension found a system copy instead of the bundled "
+               "one: its NEEDED entry or RPATH does not point at the wheel's .libs directory. "
+               "Repair the wheel (maturin's repair step / auditwheel) and rebuild.")
+
+
+def _outside(ctx: Context) -> Diagnosis:
+    return Diagnosis(
+        title="the package was not imported from the installed wheel",
+        advice=f"{ctx.check.detail}. Something on sys.path (source tree, working directory, "
+               "PYTHONPATH, a .pth file) shadows the installed package.")
+
+
+def _glibc(ctx: Context) -> Diagnosis:
+    return Diagnosis(
+        title=f"built against a newer glibc ({ctx.match['ver']})",
+        advice=f"The extension needs GLIBC_{ctx.match['ver']} but this system has "
+               f"{ctx.result.facts.get('glibc', '?')}. Build manylinux2014 with `maturin "
+               "build --zig --compatibility manylinux2014`, and let the tag say the truth.")
+
+
+def _unclean(ctx: Context) -> Diagnosis:
+    return Diagnosis(
+        title="environment not clean: nothing was proven",
+        advice=f"{ctx.check.detail}. A wheel that forgot to bundle the library would pass "
+               "here, so this cell cannot vouch for the wheel. Use an image whose libraries "
+               "were scrubbed (images/), or a venv cell where the harness can hide them "
+               "(Linux mount namespace; as an ordinary user, unprivileged user namespaces "
+               "must be enabled).")
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(checks=("sterility",), pattern=re.compile(r".+"), explain=_unclean),
+    Rule(checks=("install",), pattern=re.compile(r"not a supported wheel"), explain=_tag_refused),
+    Rule(checks=("import", "install"), pattern=re.compile(r"MINGW_BIN"), explain=_mingw),
+    Rule(checks=("import",), pattern=re.compile(
+        r"(?P<soname>lib(?P<lib>[A-Za-z0-9_+]+?)(-[0-9a-f]+)?\.so[.0-9]*): cannot open shared "
+        r"object file"), explain=_not_bundled),
+    Rule(checks=("import",), pattern=re.compile(
+        r"does not define module export function \(PyInit_(?P<name>\w+)\)"), explain=_pyinit),
+    Rule(checks=("import",), pattern=re.compile(r"GLIBC_(?P<ver>[0-9.]+)' not found"),
+         explain=_glibc),
+    Rule(checks=("import",), pattern=re.compile(r"outside site-packages|RECORD"),
+         explain=_outside),
+    Rule(checks=("version",), pattern=re.compile(r".+"), explain=_version),
+    Rule(checks=("provenance",), pattern=re.compile(r"outside the wheel"),
+         explain=_provenance),
+    Rule(checks=None, pattern=re.compile(r"term \d+"), explain=_overflow, when=_overflowed),
+)
+
+
+def _text(check: CheckResult) -> str:
+    exc = check.data.get("exception") or {}
+    return "\n".join([check.detail, str(exc.get("message", "")), str(exc.get("traceback", ""))])
+
+
+def diagnose(result: CellResult, wheel: WheelInfo, package: Package) -> Diagnosis | None:
+    """The first known signature in the first failing check, if any."""
+    check = result.check("sterility") if result.verdict is Verdict.INVALID else None
+    check = check or result.failed_check
+    if check is None:
+        return None
+    text = _text(check)
+    declared = {c.name for c in package.checks}
+    for rule in RULES:
+        applies = check.name in rule.checks if rule.checks else check.name in declared
+        if applies and rule.when(check) and (m := rule.pattern.search(text)):
+            return rule.explain(Context(check=check, text=text, match=m, result=result,
+                                        wheel=wheel, package=package))
+    return None
+
+
+def explain(result: CellResult, wheel: WheelInfo, package: Package) -> CellResult:
+    """Attach a diagnosis to FAIL and INVALID cells."""
+    if result.verdict not in (Verdict.FAIL, Verdict.INVALID):
+        return result
+    return replace(result, diagnosis=diagnose(result, wheel, package))

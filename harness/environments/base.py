@@ -1,0 +1,90 @@
+"""The one environment abstraction: run the probe somewhere fresh, hand back a ProbeRun."""
+
+from __future__ import annotations
+
+import json
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import probe
+from harness.matrix import Package
+from harness.verdict import ProbeRun
+from harness.wheel import WheelInfo
+
+PROBE_SOURCE = Path(probe.__file__).read_text(encoding="utf-8")
+CELL_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def cell_variables(home: str, tmp: str) -> dict[str, str]:
+    """A cell's whole environment, built from nothing: no host variable reaches it."""
+    return {"PATH": CELL_PATH, "HOME": home, "TMPDIR": tmp, "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeSpec:
+    """What the probe needs: the package declaration and where things are in the cell."""
+
+    package: Package
+    wheel: WheelInfo
+
+    def to_json(self, *, wheel_path: str, uv: str, workdir: str) -> str:
+        """The probe's command-line argument for one cell."""
+        pkg = self.package
+        return json.dumps({
+            "mode": "cell", "wheel": wheel_path, "uv": uv, "workdir": workdir,
+            "package": {
+                "distribution": pkg.distribution, "import_name": pkg.import_name,
+                "version_from": list(pkg.version_from), "libraries": list(pkg.bundled_libraries),
+                "forbidden_env": list(pkg.absent_env),
+                "expected_version": self.wheel.metadata_version,
+                "checks": [c.to_probe() for c in pkg.checks],
+            },
+        })
+
+    def argv(self, python: str, **where: str) -> list[str]:
+        """``python -I -c BOOTSTRAP SOURCE SPEC``: nothing needed on the target's disk."""
+        return [python, "-I", "-c", probe.BOOTSTRAP, PROBE_SOURCE, self.to_json(**where)]
+
+
+def parse_events(stdout: str) -> tuple[dict[str, Any], ...]:
+    """The probe's event lines; everything else is noise."""
+    out = []
+    for line in stdout.splitlines():
+        if line.startswith(probe.MARKER):
+            try:
+                out.append(json.loads(line[len(probe.MARKER):]))
+            except json.JSONDecodeError:
+                continue
+    return tuple(out)
+
+
+class CellEnvironment(ABC):
+    """A fresh place to run one cell.  Use as a context manager; ``abort`` is thread-safe."""
+
+    kind: str = "?"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._aborted = False
+
+    def __enter__(self) -> CellEnvironment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @abstractmethod
+    def run(self, spec: ProbeSpec, timeout: float) -> ProbeRun:
+        """Run the probe once; never raises for what happens inside the cell."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Stop whatever runs now (Ctrl-C, shutdown)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Remove everything this environment made."""

@@ -1,0 +1,173 @@
+"""Container cells: a fresh, locked-down container per cell, through the docker SDK."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.models.containers import Container
+
+from harness.environments.base import CellEnvironment, ProbeSpec, cell_variables, parse_events
+from harness.verdict import ProbeRun
+
+LABEL = "q-kangaroo-smoke"
+WHEEL_MOUNT = "/wheel"
+IMAGE_UV = "/usr/local/bin/uv"
+
+
+def run_labels(run_id: str, cell_id: str) -> dict[str, str]:
+    """Labels that let a later run find and reap this run's containers."""
+    return {f"{LABEL}.run": run_id, f"{LABEL}.pid": str(os.getpid()),
+            f"{LABEL}.host": socket.gethostname(), f"{LABEL}.cell": cell_id}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap(client: docker.DockerClient) -> list[str]:
+    """Remove containers left by runs whose harness process is gone (killed outright)."""
+    removed = []
+    for c in client.containers.list(all=True, filters={"label": f"{LABEL}.run"}):
+        labels = c.labels
+        if labels.get(f"{LABEL}.host") == socket.gethostname() and _pid_alive(
+                int(labels.get(f"{LABEL}.pid", "0") or 0)):
+            continue
+        try:
+            c.remove(force=True)
+            removed.append(c.name)
+        except docker.errors.NotFound:
+            pass
+    return removed
+
+
+@dataclass
+class Handle:
+    """A live container; set ``keep`` to leave it for debugging."""
+
+    container: Container
+    keep: bool = False
+
+
+@contextmanager
+def locked_down(client: docker.DockerClient, *, image: str, command: list[str],
+                wheel_dir: Path, labels: dict[str, str]) -> Iterator[Handle]:
+    """Own one container's whole life: created locked down, removed on any exit."""
+    container = client.containers.create(
+        image, command=command, user="1000:1000", working_dir="/tmp",
+        environment=cell_variables("/tmp", "/tmp"), network_mode="none", read_only=True,
+        tmpfs={"/tmp": "rw,exec,nosuid,nodev,size=1g,mode=1777"}, cap_drop=["ALL"],
+        security_opt=["no-new-privileges"], pids_limit=512, mem_limit="2g",
+        volumes={str(wheel_dir): {"bind": WHEEL_MOUNT, "mode": "ro"}}, labels=labels,
+        detach=True)
+    handle = Handle(container=container)
+    try:
+        yield handle
+    finally:
+        if not handle.keep:
+            _remove(container)
+
+
+def _remove(container: Container) -> None:
+    try:
+        container.remove(force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:  # removal already in progress
+        if exc.status_code != 409:
+            raise
+
+
+class ContainerEnvironment(CellEnvironment):
+    """One cell in a new container of a clean image."""
+
+    kind = "container"
+
+    def __init__(self, *, client: docker.DockerClient, image: str, python: str,
+                 labels: dict[str, str], keep_failed: bool = False) -> None:
+        super().__init__()
+        self.client = client
+        self.image = image
+        self.python = python
+        self.labels = labels
+        self.keep_failed = keep_failed
+        self.kept: str | None = None
+        self._container: Container | None = None
+
+    def run(self, spec: ProbeSpec, timeout: float) -> ProbeRun:
+        """Create, start, wait (bounded), collect output; the container is always removed."""
+        wheel = spec.wheel.path
+        argv = spec.argv(self.python, wheel_path=f"{WHEEL_MOUNT}/{wheel.name}", uv=IMAGE_UV,
+                         workdir="/tmp/cell")
+        env = cell_variables("/tmp", "/tmp")
+        start = time.monotonic()
+        try:
+            with locked_down(self.client, image=self.image, command=argv,
+                             wheel_dir=wheel.parent, labels=self.labels) as handle:
+                c = handle.container
+                with self._lock:
+                    if self._aborted:
+                        return ProbeRun(infra_error="interrupted", environment=env)
+                    self._container = c
+                c.start()
+                timed_out, status = self._wait(c, timeout)
+                out = c.logs(stdout=True, stderr=False).decode("utf-8", "replace")
+                err = c.logs(stdout=False, stderr=True).decode("utf-8", "replace")
+                run = ProbeRun(events=parse_events(out), returncode=status, stderr=err,
+                               seconds=time.monotonic() - start, timed_out=timed_out,
+                               environment=env)
+                handle.keep = self.keep_failed and not self._aborted and not _passed(run)
+                self.kept = c.name if handle.keep else None
+                return run
+        except docker.errors.ImageNotFound:
+            return ProbeRun(infra_error=f"image {self.image} not found; run `nox -s images`",
+                            environment=env)
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            reason = "interrupted" if self._aborted else f"docker: {exc}"
+            return ProbeRun(infra_error=reason, environment=env,
+                            seconds=time.monotonic() - start)
+        finally:
+            with self._lock:
+                self._container = None
+
+    @staticmethod
+    def _wait(c: Container, timeout: float) -> tuple[bool, int | None]:
+        try:
+            result: dict[str, Any] = c.wait(timeout=timeout)
+            return False, int(result.get("StatusCode", -1))
+        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError):
+            c.kill()
+            c.wait(timeout=30)
+            return True, None
+
+    def abort(self) -> None:
+        """Kill and remove the running container (thread-safe)."""
+        with self._lock:
+            self._aborted = True
+            c = self._container
+        if c is not None:
+            with suppress(docker.errors.APIError):
+                _remove(c)
+
+    def close(self) -> None:
+        """Nothing to do: run() never leaves a container behind unless asked to keep it."""
+
+
+def _passed(run: ProbeRun) -> bool:
+    return run.returncode == 0 and not run.timed_out and all(
+        e.get("status") in (None, "pass", "skip") for e in run.events if e["event"] == "check")

@@ -1,0 +1,109 @@
+"""JSON schema of matrix.yaml.  ``python -m harness.schema`` regenerates matrix.schema.json."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+SCHEMA_PATH = Path(__file__).with_name("matrix.schema.json")
+
+_STR = {"type": "string", "minLength": 1}
+_STR_LIST = {"type": "array", "items": _STR}
+_ID = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+       "description": "Cell id override (letters, digits, . _ -)."}
+_TIMEOUT = {"type": "number", "exclusiveMinimum": 0, "description": "Seconds per cell."}
+
+CHECK = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "expr"],
+    "properties": {
+        "name": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_.-]*$"},
+        "expr": {**_STR, "description": "Python expression evaluated in the cell, with the "
+                 "imported package bound to its import name and to `module`."},
+        "expected": {"description": "Literal expected value (YAML)."},
+        "expected_expr": {**_STR, "description": "Python expression for the expected value; "
+                          "`reference.partition_numbers(n)` is available."},
+    },
+    "oneOf": [{"required": ["expected"]}, {"required": ["expected_expr"]}],
+}
+
+PACKAGE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["distribution", "import"],
+    "properties": {
+        "distribution": {**_STR, "description": "Distribution name (the wheel's)."},
+        "import": {**_STR, "description": "Import name."},
+        "version_from": {**_STR_LIST, "description": "Module attributes that must equal the "
+                         "wheel's version; a trailing () calls it."},
+        "wheel_tags": {**_STR_LIST, "description": "Tags the wheel must carry (fnmatch "
+                       "patterns, e.g. cp39-abi3-manylinux_2_17_*)."},
+        "bundled_libraries": {**_STR_LIST, "description": "Native libraries (e.g. gmp) "
+                              "that must come from inside the wheel; cells make the "
+                              "system's copies unreachable."},
+        "absent_env": {**_STR_LIST, "description": "Variables no cell may see."},
+        "checks": {"type": "array", "items": CHECK},
+    },
+}
+
+VENV = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["python"],
+    "properties": {
+        "python": {**_STR, "description": "A version (3.12: found on PATH or via pyenv) "
+                   "or an explicit interpreter path."},
+        "id": _ID,
+        "timeout": _TIMEOUT,
+    },
+}
+
+CONTAINER = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["image"],
+    "properties": {
+        "image": {**_STR, "description": "A recipe name under images/ or any image ref."},
+        "python": {**_STR, "description": "Interpreter inside the image (default: the "
+                   "recipe's, else python3)."},
+        "id": _ID,
+        "timeout": _TIMEOUT,
+    },
+}
+
+MATRIX_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "q_kangaroo smoke matrix",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["package", "environments"],
+    "properties": {
+        "package": PACKAGE,
+        "defaults": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"timeout": _TIMEOUT, "jobs": {"type": "integer", "minimum": 1}},
+        },
+        "environments": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "venv": {"type": "array", "items": VENV},
+                "container": {"type": "array", "items": CONTAINER},
+            },
+        },
+    },
+}
+
+
+def render() -> str:
+    """The schema as committed in matrix.schema.json."""
+    return json.dumps(MATRIX_SCHEMA, indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    SCHEMA_PATH.write_text(render())
+    sys.stdout.write(f"wrote {SCHEMA_PATH}\n")

@@ -1,0 +1,210 @@
+"""Probe events -> one verdict per cell: PASS, FAIL, INVALID, ERROR or TIMEOUT."""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness import tags
+from harness.matrix import Package
+from harness.wheel import WheelInfo
+
+
+class Verdict(enum.Enum):
+    """A cell's outcome. Only PASS means the wheel was proven to work there."""
+
+    PASS = "PASS"
+    FAIL = "FAIL"        # the wheel does not work in a clean environment
+    INVALID = "INVALID"  # the environment was not provably clean: nothing was proven
+    TIMEOUT = "TIMEOUT"  # the cell ran out of time
+    ERROR = "ERROR"      # harness or infrastructure fault
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeRun:
+    """What an environment hands back after running the probe."""
+
+    events: tuple[dict[str, Any], ...] = ()
+    returncode: int | None = None
+    stderr: str = ""
+    seconds: float = 0.0
+    timed_out: bool = False
+    infra_error: str | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckResult:
+    """One check in one cell: pass, fail, error, skip or not run."""
+
+    name: str
+    status: str
+    detail: str = ""
+    seconds: float | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Diagnosis:
+    """A known failure signature explained in the user's words."""
+
+    title: str
+    advice: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CellResult:
+    """Everything the reports say about one cell."""
+
+    cell_id: str
+    kind: str
+    verdict: Verdict
+    reason: str
+    checks: tuple[CheckResult, ...]
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    diagnosis: Diagnosis | None = None
+    stderr: str = ""
+
+    def check(self, name: str) -> CheckResult | None:
+        """The named check's result, if it is part of this cell."""
+        return next((c for c in self.checks if c.name == name), None)
+
+    @property
+    def failed_check(self) -> CheckResult | None:
+        """The first check that did not pass (what the verdict is about)."""
+        return next((c for c in self.checks if c.status in ("fail", "error", "timeout")), None)
+
+
+def check_order(package: Package) -> list[str]:
+    """The checks of every cell, in the order they run."""
+    return ["tags", "sterility", "install", "import", "version",
+            *(c.name for c in package.checks), "provenance"]
+
+
+def _tags_check(wheel: WheelInfo, package: Package) -> CheckResult:
+    have = sorted(str(t) for t in wheel.tags)
+    missing = [p for p in package.wheel_tags if not fnmatch.filter(have, p)]
+    if missing:
+        return CheckResult(name="tags", status="fail", data={"wheel_tags": have,
+                           "required": list(package.wheel_tags), "missing": missing},
+                           detail=f"wheel is tagged {'.'.join(have)} but must carry "
+                                  + ", ".join(missing))
+    return CheckResult(name="tags", status="pass", detail=", ".join(have),
+                       data={"wheel_tags": have})
+
+
+def _install_check(reported: CheckResult, wheel: WheelInfo,
+                   facts: Mapping[str, Any]) -> CheckResult:
+    """pip's tag rule applies whatever the installer did."""
+    if not facts or tags.compatible(wheel.tags, facts):
+        return reported
+    refusal = (f"ERROR: {wheel.filename} is not a supported wheel on this platform "
+               f"({tags.describe(facts)}).")
+    if reported.status == "pass":
+        refusal += " (the installer accepted it; pip would not)"
+    return CheckResult(name="install", status="fail", detail=refusal, seconds=reported.seconds,
+                       data={**reported.data, "tag_refused": True})
+
+
+def _signal_name(returncode: int | None) -> str:
+    if returncode is not None and returncode < 0:
+        try:
+            return f"signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+def judge(run: ProbeRun, *, cell_id: str, kind: str, wheel: WheelInfo,
+          package: Package) -> CellResult:
+    """Turn a probe run into the cell's verdict and its checks in order."""
+    facts: dict[str, Any] = {}
+    env: Mapping[str, str] = run.environment
+    reported: dict[str, CheckResult] = {}
+    started: str | None = None
+    errors: list[str] = []
+    checks_exit: dict[str, Any] | None = None
+    for ev in run.events:
+        kind_ = ev.get("event")
+        if kind_ == "facts":
+            facts = {k: v for k, v in ev.items() if k != "event"}
+        elif kind_ == "check":
+            reported[ev["name"]] = CheckResult(
+                name=ev["name"], status=ev["status"], detail=ev.get("detail", ""),
+                seconds=ev.get("data", {}).get("seconds"), data=ev.get("data", {}))
+            started = None
+        elif kind_ == "check_started":
+            started = ev["name"]
+        elif kind_ == "environment":
+            env = ev.get("variables", {})
+        elif kind_ == "error":
+            errors.append(f"{ev.get('stage')}: {ev.get('message')}")
+        elif kind_ == "checks_exit":
+            checks_exit = ev
+
+    order = check_order(package)
+    if "install" in reported:
+        reported["install"] = _install_check(reported["install"], wheel, facts)
+    if facts:
+        reported["tags"] = _tags_check(wheel, package)
+    died = ""
+    if checks_exit is not None and checks_exit.get("returncode") not in (0, None):
+        died = (f"the Python process died ({_signal_name(checks_exit.get('returncode'))})"
+                f": {checks_exit.get('stderr', '')[-800:]}")
+    results: list[CheckResult] = []
+    blocked = False
+    for name in order:
+        if name in reported:
+            results.append(reported[name])
+            blocked = blocked or (reported[name].status != "pass" and name in (
+                "sterility", "install", "import"))
+            continue
+        if blocked:
+            results.append(CheckResult(name=name, status="not run"))
+        elif run.timed_out and (started == name or started is None):
+            results.append(CheckResult(name=name, status="timeout",
+                                       detail=f"no result within {run.seconds:.0f}s"))
+            blocked = True
+        elif died and reported.get("install", CheckResult(name="", status="")).status == "pass":
+            results.append(CheckResult(name=name, status="fail", detail=died))
+            blocked = True
+        else:
+            results.append(CheckResult(name=name, status="not run"))
+            blocked = True
+
+    statuses = {r.name: r.status for r in results}
+    failed = [r for r in results if r.status == "fail"]
+    if run.infra_error:
+        verdict, reason = Verdict.ERROR, run.infra_error
+    elif statuses.get("sterility") == "fail":
+        verdict, reason = Verdict.INVALID, "environment not clean: " + reported["sterility"].detail
+    elif failed:
+        verdict, reason = Verdict.FAIL, f"{failed[0].name}: {failed[0].detail}"
+    elif run.timed_out:
+        verdict, reason = Verdict.TIMEOUT, f"cell timed out after {run.seconds:.0f}s"
+    elif errors:
+        verdict, reason = Verdict.ERROR, "probe error: " + "; ".join(errors)
+    elif all(s in ("pass", "skip") for s in statuses.values()):
+        verdict, reason = Verdict.PASS, "all checks passed"
+    else:
+        missing = [n for n, s in statuses.items() if s not in ("pass", "skip")]
+        verdict = Verdict.ERROR
+        reason = (f"probe ended ({_signal_name(run.returncode)}) without reporting "
+                  + ", ".join(missing) + (f": {run.stderr.strip()[-300:]}" if run.stderr else ""))
+    return CellResult(cell_id=cell_id, kind=kind, verdict=verdict, reason=reason,
+                      checks=tuple(results), facts=facts, environment=env,
+                      seconds=run.seconds, stderr=run.stderr[-4000:])
+
+
+def summarize(results: Sequence[CellResult]) -> dict[str, int]:
+    """Count of cells per verdict."""
+    counts = {v.value: 0 for v in Verdict}
+    for r in results:
+        counts[r.verdict.value] += 1
+    return counts

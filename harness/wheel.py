@@ -1,0 +1,140 @@
+"""The wheel under test: which file, its tags, version, sha256 and native-code facts."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
+from packaging.metadata import Metadata
+from packaging.tags import Tag
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import Version
+
+from harness.errors import InputError
+
+
+@dataclass(frozen=True, kw_only=True)
+class ElfFacts:
+    """What the loader will do with one shared object inside the wheel."""
+
+    path: str
+    needed: tuple[str, ...]
+    rpath: tuple[str, ...]
+    runpath: tuple[str, ...]
+    pyinit: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class WheelInfo:
+    """Facts about one wheel file, read without installing it."""
+
+    path: Path
+    name: str
+    version: Version
+    metadata_version: str
+    tags: frozenset[Tag]
+    sha256: str
+    files: tuple[str, ...]
+    elf: tuple[ElfFacts, ...]
+
+    @property
+    def filename(self) -> str:
+        """The wheel's file name."""
+        return self.path.name
+
+    def bundled(self, library: str) -> list[str]:
+        """Copies of ``lib<library>`` shipped inside the wheel."""
+        return [f for f in self.files if Path(f).name.startswith((f"lib{library}-",
+                                                                   f"lib{library}."))]
+
+    def needs(self, library: str) -> list[str]:
+        """NEEDED entries naming ``lib<library>`` across the wheel's shared objects."""
+        return sorted({n for e in self.elf for n in e.needed
+                       if n.startswith((f"lib{library}.", f"lib{library}-"))})
+
+
+def _elf_facts(name: str, data: bytes) -> ElfFacts | None:
+    try:
+        elf = ELFFile(io.BytesIO(data))
+    except ELFError:
+        return None
+    needed: list[str] = []
+    rpath: list[str] = []
+    runpath: list[str] = []
+    for section in elf.iter_sections():
+        if isinstance(section, DynamicSection):
+            for tag in section.iter_tags():
+                if tag.entry.d_tag == "DT_NEEDED":
+                    needed.append(tag.needed)
+                elif tag.entry.d_tag == "DT_RPATH":
+                    rpath.extend(tag.rpath.split(":"))
+                elif tag.entry.d_tag == "DT_RUNPATH":
+                    runpath.extend(tag.runpath.split(":"))
+    symbols = elf.get_section_by_name(".dynsym")
+    pyinit = sorted({s.name for s in symbols.iter_symbols()  # type: ignore[union-attr]
+                     if s.name.startswith("PyInit_") and s["st_shndx"] != "SHN_UNDEF"}
+                    ) if symbols is not None else []
+    return ElfFacts(path=name, needed=tuple(needed), rpath=tuple(rpath),
+                    runpath=tuple(runpath), pyinit=tuple(pyinit))
+
+
+def inspect(path: Path) -> WheelInfo:
+    """Read a wheel's name, version, tags, metadata and ELF facts."""
+    try:
+        name, version, _build, tags = parse_wheel_filename(path.name)
+    except InvalidWheelFilename as exc:
+        raise InputError(f"{path}: not a wheel file name ({exc}); pass a .whl") from exc
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            files = tuple(zf.namelist())
+            meta_name = next((f for f in files if f.endswith(".dist-info/METADATA")), None)
+            if meta_name is None:
+                raise InputError(f"{path}: no .dist-info/METADATA inside; not a built wheel")
+            metadata = Metadata.from_email(zf.read(meta_name), validate=False)
+            elf = tuple(e for f in files if f.endswith(".so") or ".so." in f
+                        if (e := _elf_facts(f, zf.read(f))) is not None)
+    except zipfile.BadZipFile as exc:
+        raise InputError(f"{path}: not a readable zip archive ({exc}); rebuild the wheel") \
+            from exc
+    return WheelInfo(path=path, name=str(name), version=version,
+                     metadata_version=str(metadata.version), tags=frozenset(tags),
+                     sha256=digest.hexdigest(), files=files, elf=elf)
+
+
+def resolve(path: Path, distribution: str) -> Path:
+    """A wheel file, or the one wheel in a directory that matches the distribution."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory; pass a .whl or a directory "
+                         "of wheels")
+    if path.is_file():
+        if path.suffix != ".whl":
+            raise InputError(f"{path}: not a .whl file; pass a wheel or a directory of wheels")
+        return path.resolve()
+    want = canonicalize_name(distribution)
+    candidates: list[tuple[Version, Path]] = []
+    for whl in sorted(path.glob("*.whl")):
+        try:
+            name, version, _b, _t = parse_wheel_filename(whl.name)
+        except InvalidWheelFilename:
+            continue
+        if name == want:
+            candidates.append((version, whl))
+    if not candidates:
+        raise InputError(f"{path}: no wheel of {distribution} in this directory; build one or "
+                         "pass its path")
+    newest = max(v for v, _ in candidates)
+    best = [w for v, w in candidates if v == newest]
+    if len(best) > 1:
+        raise InputError(f"{path}: several {distribution} {newest} wheels ("
+                         + ", ".join(w.name for w in best) + "); pass one file")
+    return best[0].resolve()

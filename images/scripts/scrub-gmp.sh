@@ -1,0 +1,17 @@
+#!/bin/sh
+# Remove GMP: its packages, any leftover libgmp* file, apt's cache, the linker cache.
+# Runs after every apt-get install: apt's downloads (and expr, factor) need GMP.
+set -eu
+. /opt/q-kangaroo-smoke/common.sh
+
+pkgs=$(gmp_packages)
+if [ -n "$pkgs" ]; then
+    say "purging" $pkgs
+    dpkg --purge --force-depends $pkgs
+fi
+say "deleting leftover files named libgmp*"
+find / -xdev -name 'libgmp*' -prune -print -exec rm -rf {} +
+if command -v apt-get >/dev/null; then
+    apt-get clean
+fi
+ldconfig

