@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from harness import cells as cells_mod
 from harness import console, matrix, report, wheel
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace, out: Console) -> int:
                          keep_failed=args.keep_failed)
         results: list[CellResult] = []
         try:
-            prepare(ctx, cells, lambda line: out.print(line, highlight=False),
+            prepare(ctx, cells, lambda line: out.print(escape(line), highlight=False),
                     build_images=not args.no_build_images)
             with console.Progress(cells, out) as progress:
                 results = run_all(cells, ctx, make_environment, jobs=jobs,
@@ -130,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args, out)
     except HarnessError as exc:
         for line in str(exc).splitlines():
-            out.print(f"[red]error:[/] {line}", highlight=False)
+            out.print(f"[red]error:[/] {escape(line)}", highlight=False)
         return exc.exit_code
     except KeyboardInterrupt:
         out.print("[red]interrupted[/]")

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.live import Live
 from rich.table import Table
 
@@ -34,7 +35,7 @@ def table(results: Sequence[CellResult], pending: Sequence[Cell] = (),
     for r in results:
         detail = r.reason if r.verdict is not Verdict.PASS else _checks(r)
         t.add_row(r.cell_id, f"[{STYLE[r.verdict]}]{r.verdict.value}[/]", f"{r.seconds:.1f}s",
-                  detail[:300])
+                  escape(detail[:300]))
     for c in pending:
         state = "running…" if running and c.id in running else "waiting"
         t.add_row(c.id, f"[dim]{state}[/]", "", "")
@@ -86,7 +87,7 @@ class Progress:
                 n, total = len(self.results), len(self.cells)
                 self.console.print(f"[{n}/{total}] {result.cell_id}: "
                                    f"[{STYLE[result.verdict]}]{result.verdict.value}[/] "
-                                   f"({result.seconds:.1f}s) {result.reason[:200]}",
+                                   f"({result.seconds:.1f}s) {escape(result.reason[:200])}",
                                    highlight=False)
 
 
@@ -94,7 +95,10 @@ def summary(console: Console, results: Sequence[CellResult], *, live_shown: bool
     """The final table (unless the live one already shows it) and every diagnosis."""
     if not live_shown:
         console.print(table(results))
+    grouped: dict[tuple[str, str], list[str]] = {}
     for r in results:
         if r.diagnosis is not None:
-            console.print(f"[{STYLE[r.verdict]}]{r.cell_id}[/]: [bold]{r.diagnosis.title}[/]"
-                          f" — {r.diagnosis.advice}", highlight=False)
+            grouped.setdefault((r.diagnosis.title, r.diagnosis.advice), []).append(r.cell_id)
+    for (title, advice), ids in grouped.items():
+        console.print(f"[bold]{escape(title)}[/] ({', '.join(ids)}): {escape(advice)}",
+                      highlight=False)

@@ -90,6 +90,29 @@ def _tag_refused(ctx: Context) -> Diagnosis:
                + ("; ".join(dict.fromkeys(fixes)) or "build a wheel for this platform") + ".")
 
 
+def _tags_missing(ctx: Context) -> Diagnosis:
+    have = sorted(ctx.wheel.tags, key=str)
+    reasons = []
+    for t in have:
+        if t.abi != "abi3" and t.abi.startswith("cp"):
+            reasons.append(f"it is built for {t.abi} only (no abi3): enable pyo3's `abi3-py39` "
+                           "feature so one wheel serves every Python from 3.9 on")
+        elif t.abi == "abi3" and t.interpreter != "cp39":
+            reasons.append(f"its abi3 floor is {t.interpreter}, so pip on older Pythons "
+                           "refuses it: use pyo3's `abi3-py39` feature, not bare `abi3`")
+        if t.platform.startswith("linux_"):
+            reasons.append("it has a bare linux_* platform tag (not repaired): build with "
+                           "maturin's repair step / auditwheel")
+        elif re.match(r"manylinux_2_(\d+)_", t.platform) and int(
+                t.platform.split("_")[2]) > 17:
+            reasons.append(f"its platform {t.platform} needs a newer glibc than promised: "
+                           "build `--compatibility manylinux2014` (with `--zig`)")
+    return Diagnosis(
+        title="wheel tags break the release promise",
+        advice=f"The matrix requires {', '.join(ctx.package.wheel_tags)}; "
+               + ("; ".join(dict.fromkeys(reasons)) or ctx.check.detail) + ".")
+
+
 def _mingw(ctx: Context) -> Diagnosis:
     return Diagnosis(
         title="__init__.py depends on MINGW_BIN",
@@ -106,7 +129,7 @@ def _version(ctx: Context) -> Diagnosis:
     if any(k.endswith("()") for k in wrong):
         return Diagnosis(
             title="stale extension module (.so) in the wheel",
-            advice=f"{', '.join(wrong)} report {', '.join(str(values[k]) for k in wrong)} but "
+            advice=f"{', '.join(wrong)} reports {', '.join(str(values[k]) for k in wrong)} but "
                    f"the wheel is {expected}: an old build of the extension was packaged. "
                    "Rebuild from a clean target directory (cargo clean) and check the wheel "
                    "holds only the new .so.")
@@ -168,6 +191,7 @@ def _unclean(ctx: Context) -> Diagnosis:
 
 RULES: tuple[Rule, ...] = (
     Rule(checks=("sterility",), pattern=re.compile(r".+"), explain=_unclean),
+    Rule(checks=("tags",), pattern=re.compile(r"must carry"), explain=_tags_missing),
     Rule(checks=("install",), pattern=re.compile(r"not a supported wheel"), explain=_tag_refused),
     Rule(checks=("import", "install"), pattern=re.compile(r"MINGW_BIN"), explain=_mingw),
     Rule(checks=("import",), pattern=re.compile(

@@ -437,12 +437,17 @@ def _ensure_recipe_base(client: docker.DockerClient, recipe: Recipe, log: Log) -
 
 def _stage_context(recipe: Recipe, ctx: Path) -> None:
     """Write the build context: Dockerfile, scripts/, uv, rootfs/ (+ a copied interpreter)."""
+    # Explicit modes, whatever the umask: COPY applies a directory's mode to its target
+    # (``COPY rootfs/ /`` sets the mode of /).
     for name, src in _recipe_files().items():
         (ctx / name).parent.mkdir(exist_ok=True)
+        (ctx / name).parent.chmod(0o755)
         shutil.copy2(src, ctx / name)
     shutil.copy2(_uv_binary(), ctx / "uv")
+    (ctx / "uv").chmod(0o755)
     rootfs = ctx / "rootfs"
-    rootfs.mkdir(mode=0o755)
+    rootfs.mkdir()
+    rootfs.chmod(0o755)
     if recipe.interpreter is None:
         return
     prefix = _require_interpreter(recipe)
@@ -496,7 +501,7 @@ def _build(
         for chunk in stream:
             for line in chunk.get("stream", "").splitlines():
                 tail.append(line)
-                if line.startswith(("Step ", "==> ")):
+                if line.startswith("==> "):  # the scripts' progress lines
                     log(f"  {recipe.name}: {line}")
             if "error" in chunk:
                 error = chunk["error"].strip()

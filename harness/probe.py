@@ -309,7 +309,10 @@ def _exception(exc: BaseException) -> dict[str, object]:
 
 
 def _dist_files(distribution: str) -> set[str]:
-    files = importlib.metadata.distribution(distribution).files or []
+    try:
+        files = importlib.metadata.distribution(distribution).files or []
+    except importlib.metadata.PackageNotFoundError:
+        return set()
     return {os.path.realpath(str(f.locate())) for f in files}
 
 

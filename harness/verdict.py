@@ -77,8 +77,10 @@ class CellResult:
 
     @property
     def failed_check(self) -> CheckResult | None:
-        """The first check that did not pass (what the verdict is about)."""
-        return next((c for c in self.checks if c.status in ("fail", "error", "timeout")), None)
+        """The check the verdict is about: the first one that did not pass in this cell,
+        else the wheel-level tags check."""
+        bad = [c for c in self.checks if c.status in ("fail", "error", "timeout")]
+        return next((c for c in bad if c.name != "tags"), bad[0] if bad else None)
 
 
 def check_order(package: Package) -> list[str]:
@@ -179,7 +181,7 @@ def judge(run: ProbeRun, *, cell_id: str, kind: str, wheel: WheelInfo,
             blocked = True
 
     statuses = {r.name: r.status for r in results}
-    failed = [r for r in results if r.status == "fail"]
+    failed = sorted((r for r in results if r.status == "fail"), key=lambda r: r.name == "tags")
     if run.infra_error:
         verdict, reason = Verdict.ERROR, run.infra_error
     elif statuses.get("sterility") == "fail":

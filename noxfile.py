@@ -1,0 +1,109 @@
+# /// script
+# dependencies = ["nox>=2025.5.1", "pyyaml>=6", "jsonschema>=4"]
+# ///
+"""Sessions: smoke (whole matrix), cell(<id>) (one cell), images, tests, lint, bench.
+
+``nox -s smoke``               test the `good` fixture wheel (built on demand)
+``nox -s smoke -- PATH [...]`` test a wheel / a directory of wheels; more harness flags after it
+``nox -s "cell(venv-py3.12)"`` one cell;  ``nox -l`` lists them all
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from harness import cells as _cells  # noqa: E402
+from harness import matrix as _matrix  # noqa: E402
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["smoke"]
+
+FIXTURE_BUILD = ROOT / "tests" / "fixture_wheels" / "build.py"
+ENSURE_ENGINE = ROOT / "tools" / "ensure-docker-engine"
+CELL_IDS = [c.id for c in _cells.expand(_matrix.load(ROOT / "matrix.yaml"))]
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", f"{ROOT}[test]")
+
+
+def _fixture_wheel(session: nox.Session, variant: str = "good") -> str:
+    """Build (or reuse) a fixture wheel; print what happens; return its path."""
+    out = session.run("python", str(FIXTURE_BUILD), variant, silent=True)
+    assert isinstance(out, str)
+    return out.strip().splitlines()[-1].split("\t", 1)[1]
+
+
+def _ensure_engine(session: nox.Session) -> None:
+    """Start a local Docker engine if none answers (root on Debian: installs it)."""
+    session.run("bash", str(ENSURE_ENGINE), external=True, success_codes=[0, 2])
+
+
+def _smoke(session: nox.Session, extra: list[str]) -> None:
+    _install(session)
+    args = list(session.posargs)
+    if args and not args[0].startswith("-"):
+        wheel, args = args[0], args[1:]
+    else:
+        wheel = _fixture_wheel(session)
+    _ensure_engine(session)  # not fatal: without an engine, container cells say ERROR
+    session.run("python", "-m", "harness", wheel, *extra, *args)
+
+
+@nox.session
+def smoke(session: nox.Session) -> None:
+    """Run the whole matrix on a wheel (default: the `good` fixture wheel)."""
+    _smoke(session, [])
+
+
+@nox.session
+@nox.parametrize("cell", CELL_IDS, ids=CELL_IDS)
+def cell(session: nox.Session, cell: str) -> None:
+    """Run one cell of the matrix."""
+    _smoke(session, ["--select", cell])
+
+
+@nox.session
+def images(session: nox.Session) -> None:
+    """Build the clean images that are missing or outdated (no-op when current)."""
+    _install(session)
+    _ensure_engine(session)
+    session.run("python", "-m", "harness.images", *session.posargs)
+
+
+@nox.session
+def fixtures(session: nox.Session) -> None:
+    """Build the fixture wheels (good + one per failure mode); prints their paths."""
+    _install(session)
+    session.run("python", str(FIXTURE_BUILD), *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite: unit tests plus real venv and container cells."""
+    _install(session)
+    _ensure_engine(session)
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff, mypy, and the committed JSON schema is the generated one."""
+    _install(session)
+    session.run("ruff", "check", ".")
+    session.run("mypy", "harness")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Harness vs. a naive baseline on the default matrix; prints ratios."""
+    _install(session)
+    _ensure_engine(session)
+    session.run("python", str(ROOT / "bench" / "bench.py"), *session.posargs)

@@ -1,0 +1,94 @@
+"""Shared fixtures: real fixture wheels, a real Docker engine, the harness as a subprocess."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "tests" / "fixture_wheels" / "build.py"
+
+
+def _load_builder() -> Any:
+    spec = importlib.util.spec_from_file_location("fixture_wheels_build", BUILD)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def wheels() -> dict[str, Path]:
+    """Every fixture wheel, built from the crate in tests/fixture_wheels (cached by content)."""
+    return dict(_load_builder().build_variants())
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    """A real engine; tests/CI start one first (tools/ensure-docker-engine). Never skipped."""
+    from harness import engine
+
+    subprocess.run(["bash", str(ROOT / "tools" / "ensure-docker-engine")], check=False)
+    return engine.connect()
+
+
+@pytest.fixture(scope="session")
+def images(docker_client: Any) -> dict[str, Any]:
+    """The default clean images, built once (reused when current)."""
+    from harness import images as images_mod
+
+    return images_mod.ensure_images(None, client=docker_client, log=lambda line: None)
+
+
+@dataclass
+class HarnessRun:
+    """One `python -m harness` run: exit code, report, console output."""
+
+    returncode: int
+    report: dict[str, Any] | None
+    output: str
+
+    def cells(self) -> dict[str, dict[str, Any]]:
+        """Report cells by id."""
+        assert self.report is not None, self.output
+        return {c["id"]: c for c in self.report["cells"]}
+
+    def failed_check(self, cell_id: str) -> str | None:
+        """Name of the first check that did not pass."""
+        for check in self.cells()[cell_id]["checks"]:
+            if check["status"] not in ("pass", "skip"):
+                return str(check["name"])
+        return None
+
+
+RunHarness = Callable[..., HarnessRun]
+
+
+@pytest.fixture
+def run_harness(tmp_path: Path) -> RunHarness:
+    """Run the harness CLI for real; returns exit code and parsed JSON report."""
+
+    def run(*args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 900) -> HarnessRun:
+        reports = tmp_path / "reports"
+        extra = dict(env or {})
+        pythonpath = os.pathsep.join(filter(None, [str(ROOT), extra.pop("PYTHONPATH", "")]))
+        full_env = {**os.environ, **extra, "PYTHONPATH": pythonpath}
+        proc = subprocess.run([sys.executable, "-m", "harness", *args, "--report-dir",
+                               str(reports)], capture_output=True, text=True,
+                              env=full_env, cwd=cwd or ROOT, timeout=timeout)
+        path = reports / "smoke.json"
+        report = json.loads(path.read_text()) if path.exists() else None
+        return HarnessRun(proc.returncode, report, proc.stdout + proc.stderr)
+
+    return run

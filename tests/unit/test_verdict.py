@@ -1,0 +1,103 @@
+"""Probe events -> verdicts: every verdict reachable, PASS only when everything passed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.matrix import Package
+from harness.verdict import ProbeRun, Verdict, judge
+from harness.wheel import WheelInfo
+from tests.unit.conftest import FACTS_311, ev_check, make_wheel, passing_events
+
+
+def run(events: list[dict[str, Any]], wheel: WheelInfo | None = None, pkg: Package | None = None,
+        **kw: Any) -> Any:
+    from tests.unit.conftest import PACKAGE
+
+    return judge(ProbeRun(events=tuple(events), **kw), cell_id="c", kind="venv",
+                 wheel=wheel or make_wheel(), package=pkg or PACKAGE)
+
+
+def replace_check(events: list[dict[str, Any]], name: str, **kw: Any) -> list[dict[str, Any]]:
+    return [ev_check(name, **kw) if e.get("name") == name else e for e in events]
+
+
+def test_all_checks_pass() -> None:
+    result = run(passing_events())
+    assert result.verdict is Verdict.PASS
+    assert [c.name for c in result.checks] == ["tags", "sterility", "install", "import",
+                                               "version", "partition_gf", "provenance"]
+
+
+def test_gmp_reachable_is_invalid_even_if_everything_else_passes() -> None:
+    events = replace_check(passing_events(), "sterility", status="fail",
+                           detail="dlopen(libgmp.so.10) succeeded")
+    result = run(events)
+    assert result.verdict is Verdict.INVALID
+    assert "libgmp.so.10" in result.reason
+
+
+def test_failing_check_names_itself_and_later_checks_still_reported() -> None:
+    events = replace_check(passing_events(), "partition_gf", status="fail", detail="term 417")
+    result = run(events)
+    assert result.verdict is Verdict.FAIL
+    assert result.failed_check is not None and result.failed_check.name == "partition_gf"
+    assert result.check("provenance").status == "pass"  # type: ignore[union-attr]
+
+
+def test_import_failure_blocks_later_checks() -> None:
+    events = [e for e in passing_events() if e.get("name") not in (
+        "version", "partition_gf", "provenance")]
+    events = replace_check(events, "import", status="fail", detail="ImportError: x")
+    result = run(events)
+    assert result.verdict is Verdict.FAIL
+    assert [c.status for c in result.checks][-3:] == ["not run"] * 3
+
+
+def test_missing_required_tag_fails_tags_check() -> None:
+    result = run(passing_events(), wheel=make_wheel("cp311-cp311-manylinux_2_17_x86_64"))
+    assert result.verdict is Verdict.FAIL
+    assert result.failed_check.name == "tags"  # type: ignore[union-attr]
+
+
+def test_installer_accepting_an_incompatible_wheel_is_still_refused() -> None:
+    facts = {**FACTS_311, "version": "3.9.2", "version_info": [3, 9, 2], "glibc": "2.31"}
+    wheel = make_wheel("cp39-abi3-manylinux_2_34_x86_64")
+    result = run(passing_events(facts), wheel=wheel)
+    install = result.check("install")
+    assert install is not None and install.status == "fail"
+    assert "is not a supported wheel on this platform" in install.detail
+    assert "pip would not" in install.detail
+
+
+def test_process_crash_during_a_check_is_a_fail_in_that_check() -> None:
+    events = passing_events()[:5] + [{"event": "check_started", "name": "partition_gf"},
+                                     {"event": "checks_exit", "returncode": -11,
+                                      "stderr": "Fatal Python error"}]
+    result = run(events)
+    assert result.verdict is Verdict.FAIL
+    pg = result.check("partition_gf")
+    assert pg is not None and pg.status == "fail" and "SIGSEGV" in pg.detail
+
+
+def test_timeout_marks_the_running_check() -> None:
+    events = passing_events()[:5] + [{"event": "check_started", "name": "partition_gf"}]
+    result = run(events, timed_out=True, seconds=30.0)
+    assert result.verdict is Verdict.TIMEOUT
+    assert result.check("partition_gf").status == "timeout"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("kw", [{"infra_error": "docker: gone"},
+                                {"events": ()}])
+def test_infrastructure_problems_are_errors_never_pass(kw: dict[str, Any]) -> None:
+    result = run(list(kw.pop("events", passing_events())), **kw)
+    assert result.verdict is Verdict.ERROR
+
+
+def test_probe_exception_is_error() -> None:
+    events = passing_events()[:3] + [{"event": "error", "stage": "cell", "message": "boom"}]
+    result = run(events, returncode=3)
+    assert result.verdict is Verdict.ERROR
+    assert "boom" in result.reason
