@@ -126,7 +126,7 @@ def run(args: argparse.Namespace, out: Console) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; every bad input is one line and exit 2."""
     args = parser().parse_args(argv)
-    out = Console(stderr=True)
+    out = Console(stderr=True, soft_wrap=True)
     try:
         return run(args, out)
     except HarnessError as exc:

@@ -470,6 +470,10 @@ def _stage_context(recipe: Recipe, ctx: Path) -> None:
             dst.chmod(0o755 if src.stat().st_mode & 0o111 else 0o644)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the legacy builder colours a RUN's stderr
+_NOISE = (" ---> ", "Removing intermediate container")
+
+
 def _build(
     client: docker.DockerClient, recipe: Recipe, digest: str, *, offline: bool, log: Log
 ) -> str:
@@ -499,16 +503,18 @@ def _build(
             use_config_proxy=False,
         )
         for chunk in stream:
-            for line in chunk.get("stream", "").splitlines():
-                tail.append(line)
+            for line in _ANSI.sub("", chunk.get("stream", "")).splitlines():
+                if line.strip() and not line.startswith(_NOISE):
+                    tail.append(line)
                 if line.startswith("==> "):  # the scripts' progress lines
                     log(f"  {recipe.name}: {line}")
             if "error" in chunk:
                 error = chunk["error"].strip()
-                tail.append(error)
             image_id = (chunk.get("aux") or {}).get("ID", image_id)
     if error is not None:
-        raise ImageBuildError(f"building {recipe.tag} failed: {error}", list(tail))
+        reason = next((line for line in reversed(tail) if "PROOF FAILED" in line), None)
+        message = f"building {recipe.tag} failed: {error}"
+        raise ImageBuildError(f"{message} [{reason}]" if reason else message, list(tail))
     if image_id is None:
         image_id = client.images.get(recipe.tag).id
     return str(image_id)

@@ -1,0 +1,52 @@
+"""The venv sandbox for real: root and user-namespace modes hide GMP; no sandbox -> INVALID."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import cli, probe, sandbox
+
+STERILITY = ("import json, runpy; g = runpy.run_path({path!r}); "
+             "print(json.dumps(g['sterility'](['gmp'], [])))")
+
+
+def sterility_inside(sb: sandbox.Sandbox) -> dict[str, object]:
+    code = STERILITY.format(path=probe.__file__)
+    out = subprocess.run(sb.wrap([sys.executable, "-I", "-c", code]), capture_output=True,
+                         text=True, env={"PATH": "/usr/bin:/bin"}, check=True)
+    return dict(json.loads(out.stdout))
+
+
+@pytest.mark.parametrize("euid", [0, 1000], ids=["root-mount-namespace", "user-namespace"])
+def test_sandbox_makes_gmp_unloadable_and_unlisted(euid: int, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    assert probe.sterility(["gmp"], [])["ok"] is False  # the host itself has GMP
+    monkeypatch.setattr(os, "geteuid", lambda: euid)
+    sb = sandbox.prepare(tmp_path, ["gmp"])
+    assert sb is not None
+    assert ("--user" in sb.prefix) == (euid != 0)
+    assert any(h.endswith("libgmp.so.10") for h in sb.hidden)
+    result = sterility_inside(sb)
+    assert result["ok"] is True, result["problems"]
+
+
+def test_no_sandbox_means_invalid_never_pass(wheels: dict[str, Path], tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    def unavailable(*args: object, **kw: object) -> None:
+        raise sandbox.SandboxUnavailable("unprivileged user namespaces are disabled")
+
+    monkeypatch.setattr(sandbox, "prepare", unavailable)
+    code = cli.main([str(wheels["nogmp"]), "--select", "venv-py3.12", "--report-dir",
+                     str(tmp_path)])
+    report = json.loads((tmp_path / "smoke.json").read_text())
+    cell = report["cells"][0]
+    assert cell["verdict"] == "INVALID", cell["reason"]
+    assert "could not hide gmp" in cell["reason"]
+    assert code == 1

@@ -1,0 +1,99 @@
+"""Real venv cells on Python 3.9-3.13 with the real fixture wheels (GMP hidden from them)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RunHarness
+from tests.integration.expectations import EXPECTED, assert_cells_match
+
+VENVS = "venv-*"
+
+
+@pytest.mark.parametrize("variant", sorted(EXPECTED))
+def test_each_fixture_wheel_gets_its_verdict_in_every_venv_cell(
+        variant: str, wheels: dict[str, Path], run_harness: RunHarness) -> None:
+    run = run_harness(str(wheels[variant]), "--select", VENVS)
+    cells = run.cells()
+    assert len(cells) == 5, run.output
+    assert_cells_match(variant, cells)
+    assert run.returncode == (0 if variant == "good" else 1), run.output
+    assert run.report is not None and run.report["wheel"]["file"] == wheels[variant].name
+
+
+def test_good_wheel_report_proves_where_everything_came_from(
+        wheels: dict[str, Path], run_harness: RunHarness) -> None:
+    import hashlib
+
+    run = run_harness(str(wheels["good"]), "--select", VENVS)
+    assert run.returncode == 0, run.output
+    report = run.report
+    assert report is not None
+    assert report["wheel"]["sha256"] == hashlib.sha256(wheels["good"].read_bytes()).hexdigest()
+    for cell in report["cells"]:
+        assert set(cell["environment"]) == {"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL"}
+        mapped = cell["libraries_mapped"]["gmp"]
+        assert len(mapped) == 1 and "/site-packages/q_kangaroo.libs/libgmp-" in mapped[0]
+        imp = next(c for c in cell["checks"] if c["name"] == "import")
+        assert "/site-packages/q_kangaroo/__init__.py" in imp["detail"]
+        pg = next(c for c in cell["checks"] if c["name"] == "partition_gf")
+        assert pg["data"]["expected_bits"] > 64
+        sterility = next(c for c in cell["checks"] if c["name"] == "sterility")
+        evidence = sterility["data"]["evidence"]["gmp"]
+        assert evidence["find_library"] is None and evidence["dlopen"] == []
+        assert evidence["ldconfig"] == [] and evidence["files"] == []
+
+
+@pytest.fixture
+def tempting_env(tmp_path: Path) -> dict[str, str]:
+    """Host variables that would make a broken wheel pass if they leaked into a cell."""
+    libdir = tmp_path / "gmp-copy"
+    libdir.mkdir()
+    real = subprocess.run(["sh", "-c", "ldconfig -p | grep -m1 'libgmp.so.10 ' | sed 's/.*=> //'"],
+                          capture_output=True, text=True).stdout.strip()
+    assert real, "this host is expected to have libgmp.so.10"
+    shutil.copy(real, libdir / "libgmp.so.10")
+    fake = tmp_path / "fake-path"
+    (fake / "q_kangaroo").mkdir(parents=True)
+    (fake / "q_kangaroo" / "__init__.py").write_text(
+        "__version__ = '1.0.0'\ndef version(): return '1.0.0'\n")
+    return {"MINGW_BIN": str(libdir), "LD_LIBRARY_PATH": str(libdir), "PYTHONPATH": str(fake),
+            "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "VIRTUAL_ENV": str(fake),
+            "PYTHONHOME": "", "UV_PYTHON": "/nonexistent"}
+
+
+@pytest.mark.parametrize("variant", ["good", "nogmp", "mingwbin"])
+def test_host_environment_changes_no_verdict(variant: str, wheels: dict[str, Path],
+                                             run_harness: RunHarness,
+                                             tempting_env: dict[str, str]) -> None:
+    run = run_harness(str(wheels[variant]), "--select", VENVS, env=tempting_env)
+    assert_cells_match(variant, run.cells())
+    for cell in run.cells().values():
+        assert "MINGW_BIN" not in cell["environment"]
+        assert "LD_LIBRARY_PATH" not in cell["environment"]
+
+
+@pytest.mark.parametrize("variant", ["good", "nogmp"])
+def test_source_tree_in_the_working_directory_changes_no_verdict(
+        variant: str, wheels: dict[str, Path], run_harness: RunHarness, tmp_path: Path) -> None:
+    src = tmp_path / "checkout"
+    (src / "q_kangaroo").mkdir(parents=True)
+    (src / "q_kangaroo" / "__init__.py").write_text(
+        "__version__ = '1.0.0'\ndef version(): return '1.0.0'\n"
+        "def partition_gf(n):\n    raise SystemExit('source tree imported')\n")
+    run = run_harness(str(wheels[variant]), "--select", VENVS, cwd=src)
+    assert_cells_match(variant, run.cells())
+
+
+def test_host_linker_cache_is_untouched(wheels: dict[str, Path],
+                                        run_harness: RunHarness) -> None:
+    before = Path("/etc/ld.so.cache").read_bytes()
+    run = run_harness(str(wheels["good"]), "--select", "venv-py3.12")
+    assert run.returncode == 0, run.output
+    assert Path("/etc/ld.so.cache").read_bytes() == before
+    assert "libgmp.so.10" in subprocess.run(["ldconfig", "-p"], capture_output=True,
+                                            text=True).stdout

@@ -1,0 +1,69 @@
+"""Bad input: one clear line, exit 2, nothing run; exit code policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import cli
+from harness.verdict import CellResult, Verdict
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["/no/such.whl"], "no such file or directory"),
+    (["--select", "py2.7-*", "/no/such.whl"], "matches no cell"),
+    ([], "no wheel given"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], args: list[str],
+                                         expected: str) -> None:
+    assert cli.main(args) == 2
+    assert expected in one_error_line(capsys)
+
+
+def test_not_a_wheel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bogus = tmp_path / "q_kangaroo-1.0.0-cp39-abi3-manylinux_2_17_x86_64.whl"
+    bogus.write_text("not a zip")
+    assert cli.main([str(bogus), "--select", "venv-py3.12"]) == 2
+    assert "not a readable zip archive" in one_error_line(capsys)
+
+
+def test_directory_without_a_matching_wheel(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "other-1.0-py3-none-any.whl").write_text("")
+    assert cli.main([str(tmp_path)]) == 2
+    assert "no wheel of q_kangaroo" in one_error_line(capsys)
+
+
+def test_directory_with_two_candidates_asks_for_one(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    for tag in ("cp39-abi3-manylinux_2_17_x86_64", "cp311-cp311-manylinux_2_17_x86_64"):
+        (tmp_path / f"q_kangaroo-1.0.0-{tag}.whl").write_text("")
+    assert cli.main([str(tmp_path)]) == 2
+    assert "pass one file" in one_error_line(capsys)
+
+
+def r(v: Verdict) -> CellResult:
+    return CellResult(cell_id="x", kind="venv", verdict=v, reason="", checks=())
+
+
+@pytest.mark.parametrize(("verdicts", "code"), [
+    ([Verdict.PASS, Verdict.PASS], 0),
+    ([Verdict.PASS, Verdict.FAIL], 1),
+    ([Verdict.PASS, Verdict.INVALID], 1),
+    ([Verdict.PASS, Verdict.TIMEOUT], 1),
+    ([Verdict.PASS, Verdict.ERROR], 2),
+    ([Verdict.FAIL, Verdict.ERROR], 1),  # a proven failure outranks "could not judge"
+    ([], 2),
+])
+def test_exit_codes(verdicts: list[Verdict], code: int) -> None:
+    assert cli.exit_code([r(v) for v in verdicts], interrupted=False) == code
+    assert cli.exit_code([r(v) for v in verdicts], interrupted=True) == 130
