@@ -31,6 +31,7 @@ shift
 if [ "$1" = "--build-cache" ]; then exec "$ldc" -X -C "$2"; fi
 "$mnt" --bind "$1" /etc/ld.so.cache
 shift
+unset PWD OLDPWD  # the shell's own; the cell's environment is exactly what the harness gave
 exec "$@"
 """
 
