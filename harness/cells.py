@@ -39,6 +39,7 @@ def expand(matrix: Matrix) -> list[Cell]:
     """All cells of the matrix, venvs first, in file order."""
     cells: list[Cell] = []
     for v in matrix.venvs:
+        aliases: tuple[str, ...]
         if _VERSION.match(v.python):
             cid, aliases = f"venv-py{v.python}", (f"py{v.python}-venv",)
         else:
@@ -47,7 +48,7 @@ def expand(matrix: Matrix) -> list[Cell]:
                           timeout=v.timeout or matrix.timeout, aliases=aliases))
     for c in matrix.containers:
         m = _RECIPE.match(c.image)
-        aliases = (f"py{m['py']}-{m['os']}",) if m else ()
+        aliases = (f"py{m['py']}-{m['os']}",) if m else ()  # e.g. py3.9-debian11
         cells.append(Cell(id=c.id or f"docker-{_slug(c.image)}", kind="container",
                           python=c.python, image=c.image,
                           timeout=c.timeout or matrix.timeout, aliases=aliases))

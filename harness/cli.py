@@ -19,7 +19,14 @@ from rich.markup import escape
 
 from harness import cells as cells_mod
 from harness import console, matrix, report, wheel
-from harness.errors import EXIT_FAIL, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_PASS, HarnessError
+from harness.errors import (
+    EXIT_FAIL,
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_PASS,
+    HarnessError,
+    InputError,
+)
 from harness.prepare import make_environment, prepare
 from harness.runner import RunContext, run_all, run_directory
 from harness.verdict import CellResult, Verdict
@@ -88,7 +95,7 @@ def run(args: argparse.Namespace, out: Console) -> int:
     if args.list:
         return list_cells(cells)
     if args.wheel is None:
-        raise matrix.InputError("no wheel given; pass a .whl or a directory of wheels "
+        raise InputError("no wheel given; pass a .whl or a directory of wheels "
                                 "(`nox -s smoke` builds the fixture wheel for you)")
     wheel_path = wheel.resolve(args.wheel, m.package.distribution)
     started = time.time()

@@ -7,8 +7,8 @@ import time
 from collections.abc import Sequence
 
 from rich.console import Console
-from rich.markup import escape
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from harness.cells import Cell

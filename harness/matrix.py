@@ -137,7 +137,8 @@ def load(path: Path) -> Matrix:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"{path}: cannot read matrix ({exc.strerror}); pass --matrix FILE") from exc
+        raise InputError(f"{path}: cannot read matrix ({exc.strerror}); pass --matrix FILE") \
+            from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

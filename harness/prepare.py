@@ -64,7 +64,7 @@ def prepare_containers(ctx: RunContext, cells: Sequence[Cell], log: Log, *,
     if wanted:
         try:
             built = images.ensure_images(wanted, client=client, log=log) if build_images else {}
-        except Exception as exc:  # noqa: BLE001 - any build failure is an infrastructure fault
+        except Exception as exc:  # any build failure is an infrastructure fault
             ctx.resources["docker_error"] = f"building images failed: {exc}"
             log(f"error: {ctx.resources['docker_error']}")
     ctx.resources["images"] = {name: (b.tag, b.python) for name, b in built.items()}

@@ -25,6 +25,7 @@ import sys
 import sysconfig
 import time
 import traceback
+from typing import Any
 
 MARKER = "@@probe "
 BOOTSTRAP = "import sys; exec(compile(sys.argv[1], '<probe>', 'exec'))"
@@ -141,7 +142,7 @@ def _mapped_paths() -> list[str]:
     return paths
 
 
-def _dlopen_attempts(lib: str) -> list[dict[str, object]]:
+def _dlopen_attempts(lib: str) -> list[dict[str, Any]]:
     """Try to load the library the way an extension would; return what loaded."""
     loaded = []
     for soname in ["lib%s.so" % lib] + ["lib%s.so.%d" % (lib, n) for n in range(0, 16)]:
@@ -154,10 +155,10 @@ def _dlopen_attempts(lib: str) -> list[dict[str, object]]:
     return loaded
 
 
-def sterility(libraries: list[str], forbidden_env: list[str]) -> dict[str, object]:
+def sterility(libraries: list[str], forbidden_env: list[str]) -> dict[str, Any]:
     """Prove the forbidden libraries cannot be found or loaded, and the env is clean."""
     problems: list[str] = []
-    evidence: dict[str, object] = {}
+    evidence: dict[str, Any] = {}
     dirs = library_dirs()
     for lib in libraries:
         found = ctypes.util.find_library(lib)
@@ -175,7 +176,7 @@ def sterility(libraries: list[str], forbidden_env: list[str]) -> dict[str, objec
             problems.append("the linker cache lists %s" % cache[0].split(" => ")[-1])
         for hit in loaded:
             problems.append("dlopen(%s) succeeded (%s)" % (
-                hit["soname"], ", ".join(hit["paths"]) or "?"))  # type: ignore[arg-type]
+                hit["soname"], ", ".join(hit["paths"]) or "?"))
         for f in files:
             problems.append("%s exists in a library search directory" % f)
     for name in list(forbidden_env) + ["LD_LIBRARY_PATH", "LD_PRELOAD"]:
@@ -194,7 +195,7 @@ def _run(argv: list[str], cwd: str, timeout: float = 600) -> tuple[int, str, str
     return proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start
 
 
-def cell_mode(spec: dict, source: str) -> int:
+def cell_mode(spec: dict[str, Any], source: str) -> int:
     """Run one whole cell from its base interpreter."""
     package = spec["package"]
     work = spec["workdir"]
@@ -326,7 +327,7 @@ def _inside(path: str, dirs: list[str]) -> bool:
     return any(real == d or real.startswith(d + os.sep) for d in dirs)
 
 
-def check_import(package: dict) -> object:
+def check_import(package: dict[str, Any]) -> object:
     """Import the package from an empty cwd; prove it came from the installed wheel."""
     name = package["import_name"]
     start = time.monotonic()
@@ -339,7 +340,7 @@ def check_import(package: dict) -> object:
     seconds = time.monotonic() - start
     site = _site_dirs()
     record = _dist_files(package["distribution"])
-    loaded = {k: getattr(m, "__file__", None) for k, m in list(sys.modules.items())
+    loaded = {k: str(m.__file__) for k, m in list(sys.modules.items())
               if (k == name or k.startswith(name + ".")) and getattr(m, "__file__", None)}
     outside = [f for f in loaded.values() if not _inside(f, site)]
     unrecorded = [f for f in loaded.values() if os.path.realpath(f) not in record]
@@ -362,7 +363,7 @@ def _version_value(module: object, source: str) -> object:
     return value() if source.endswith("()") else value
 
 
-def check_version(module: object, package: dict) -> None:
+def check_version(module: object, package: dict[str, Any]) -> None:
     """Wheel metadata version == every declared version source of the module."""
     values: dict[str, object] = {}
     try:
@@ -384,7 +385,7 @@ def check_version(module: object, package: dict) -> None:
         check("version", "pass", expected, expected=expected, values=values)
 
 
-def check_declared(module: object, package: dict, spec: dict) -> None:
+def check_declared(module: object, package: dict[str, Any], spec: dict[str, Any]) -> None:
     """Evaluate each declared check expression and compare with its expected value."""
     for decl in package["checks"]:
         namespace = {package["import_name"]: module, "module": module, "reference": Reference}
@@ -409,7 +410,7 @@ def check_declared(module: object, package: dict, spec: dict) -> None:
               expected_bits=bits, seconds=seconds, **data)
 
 
-def check_provenance(package: dict) -> None:
+def check_provenance(package: dict[str, Any]) -> None:
     """Which copies of the native libraries the process mapped: all from inside the wheel."""
     if not os.path.exists("/proc/self/maps"):
         check("provenance", "skip", "no /proc/self/maps on this system")
@@ -433,7 +434,7 @@ def check_provenance(package: dict) -> None:
               else "none mapped (statically linked)", **data)
 
 
-def checks_mode(spec: dict) -> int:
+def checks_mode(spec: dict[str, Any]) -> int:
     """Run the smoke checks inside the cell's venv."""
     package = spec["package"]
     emit("environment", variables=dict(os.environ), cwd=os.getcwd(), sys_path=sys.path)

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -65,7 +65,7 @@ def _pid_alive(pid: int) -> bool:
 
 def reap_temp_dirs(parent: Path) -> list[Path]:
     """Remove run directories whose harness process no longer exists."""
-    removed = []
+    removed: list[Path] = []
     if not parent.is_dir():
         return removed
     for run_dir in parent.glob("run-*"):
@@ -130,11 +130,7 @@ def run_cell(cell: Cell, ctx: RunContext, factory: EnvironmentFactory) -> CellRe
     result = judge(run, cell_id=cell.id, kind=cell.kind, wheel=ctx.wheel, package=ctx.package)
     note = ctx.resources.get(f"note:{cell.kind}")
     if note and result.verdict is Verdict.INVALID:
-        from dataclasses import replace
-
         result = replace(result, reason=f"{result.reason} ({note})")
-    from dataclasses import replace
-
     kept = getattr(env, "kept", None)
     if kept:
         result = replace(result, reason=f"{result.reason} [kept: docker exec -it {kept} sh; "
@@ -189,7 +185,7 @@ def run_all(cells: Sequence[Cell], ctx: RunContext, factory: EnvironmentFactory,
             try:
                 result = fut.result(timeout=60) if not fut.cancelled() else error_result(
                     cell, ctx.package, "interrupted before start")
-            except Exception as exc:  # noqa: BLE001 - report, never lose the others
+            except Exception as exc:  # report it, never lose the others
                 result = error_result(cell, ctx.package, f"interrupted: {exc}")
             results[cell.id] = result
             on_result(result)

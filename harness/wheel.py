@@ -11,6 +11,7 @@ from pathlib import Path
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 from packaging.metadata import Metadata
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
@@ -70,16 +71,17 @@ def _elf_facts(name: str, data: bytes) -> ElfFacts | None:
     for section in elf.iter_sections():
         if isinstance(section, DynamicSection):
             for tag in section.iter_tags():
-                if tag.entry.d_tag == "DT_NEEDED":
-                    needed.append(tag.needed)
-                elif tag.entry.d_tag == "DT_RPATH":
-                    rpath.extend(tag.rpath.split(":"))
-                elif tag.entry.d_tag == "DT_RUNPATH":
-                    runpath.extend(tag.runpath.split(":"))
+                kind = tag.entry.d_tag
+                if kind == "DT_NEEDED":
+                    needed.append(getattr(tag, "needed", ""))
+                elif kind == "DT_RPATH":
+                    rpath.extend(getattr(tag, "rpath", "").split(":"))
+                elif kind == "DT_RUNPATH":
+                    runpath.extend(getattr(tag, "runpath", "").split(":"))
     symbols = elf.get_section_by_name(".dynsym")
-    pyinit = sorted({s.name for s in symbols.iter_symbols()  # type: ignore[union-attr]
+    pyinit = sorted({s.name for s in symbols.iter_symbols()
                      if s.name.startswith("PyInit_") and s["st_shndx"] != "SHN_UNDEF"}
-                    ) if symbols is not None else []
+                    ) if isinstance(symbols, SymbolTableSection) else []
     return ElfFacts(path=name, needed=tuple(needed), rpath=tuple(rpath),
                     runpath=tuple(runpath), pyinit=tuple(pyinit))
 

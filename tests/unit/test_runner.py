@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.cells import Cell
 from harness.environments.base import CellEnvironment, ProbeSpec
@@ -20,7 +20,7 @@ from tests.unit.conftest import PACKAGE, make_wheel, passing_events
 class FakeEnvironment(CellEnvironment):
     """Sleeps, then reports a passing probe; records what happened to it."""
 
-    log: list[str] = []
+    log: ClassVar[list[str]] = []
     running = 0
     peak = 0
     guard = threading.Lock()

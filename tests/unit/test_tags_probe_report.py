@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 from packaging.tags import parse_tag
 
@@ -56,7 +57,7 @@ def test_probe_runs_on_its_own_from_source_and_reports_events(tmp_path: object) 
     spec = {"mode": "checks", "package": {"import_name": "json", "distribution": "nope",
             "libraries": [], "forbidden_env": [], "version_from": [],
             "expected_version": "0", "checks": []}}
-    source = open(probe.__file__).read()
+    source = Path(probe.__file__).read_text()
     out = subprocess.run([sys.executable, "-I", "-c", probe.BOOTSTRAP, source,
                           json.dumps(spec)], capture_output=True, text=True,
                          env={"PATH": os.defpath})
@@ -67,8 +68,6 @@ def test_probe_runs_on_its_own_from_source_and_reports_events(tmp_path: object) 
 
 
 def test_json_and_junit_reports(tmp_path: object) -> None:
-    from pathlib import Path
-
     good = judge(ProbeRun(events=tuple(passing_events())), cell_id="a", kind="venv",
                  wheel=make_wheel(), package=PACKAGE)
     bad_events = [ev_check("import", status="fail", detail="ImportError: boom")

@@ -73,9 +73,8 @@ def test_installer_accepting_an_incompatible_wheel_is_still_refused() -> None:
 
 
 def test_process_crash_during_a_check_is_a_fail_in_that_check() -> None:
-    events = passing_events()[:5] + [{"event": "check_started", "name": "partition_gf"},
-                                     {"event": "checks_exit", "returncode": -11,
-                                      "stderr": "Fatal Python error"}]
+    events = [*passing_events()[:5], {"event": "check_started", "name": "partition_gf"},
+              {"event": "checks_exit", "returncode": -11, "stderr": "Fatal Python error"}]
     result = run(events)
     assert result.verdict is Verdict.FAIL
     pg = result.check("partition_gf")
@@ -83,7 +82,7 @@ def test_process_crash_during_a_check_is_a_fail_in_that_check() -> None:
 
 
 def test_timeout_marks_the_running_check() -> None:
-    events = passing_events()[:5] + [{"event": "check_started", "name": "partition_gf"}]
+    events = [*passing_events()[:5], {"event": "check_started", "name": "partition_gf"}]
     result = run(events, timed_out=True, seconds=30.0)
     assert result.verdict is Verdict.TIMEOUT
     assert result.check("partition_gf").status == "timeout"  # type: ignore[union-attr]
@@ -97,7 +96,7 @@ def test_infrastructure_problems_are_errors_never_pass(kw: dict[str, Any]) -> No
 
 
 def test_probe_exception_is_error() -> None:
-    events = passing_events()[:3] + [{"event": "error", "stage": "cell", "message": "boom"}]
+    events = [*passing_events()[:3], {"event": "error", "stage": "cell", "message": "boom"}]
     result = run(events, returncode=3)
     assert result.verdict is Verdict.ERROR
     assert "boom" in result.reason
