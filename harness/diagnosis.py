@@ -85,9 +85,13 @@ def _tag_refused(ctx: Context) -> Diagnosis:
     return Diagnosis(
         title="wheel tag not accepted by this interpreter",
         advice=f"pip refuses {ctx.wheel.filename}: its tags ({', '.join(have)}) are not "
-               f"accepted by {tags.describe(facts)}, which needs e.g. "
+               f"accepted by {tags.describe(facts)}, which takes e.g. "
                f"{', '.join(accepted[:1] + [a for a in accepted if '-abi3-' in a][:1])}. "
-               + ("; ".join(dict.fromkeys(fixes)) or "build a wheel for this platform") + ".")
+               + _sentences(fixes or ["build a wheel for this platform"]))
+
+
+def _sentences(parts: list[str]) -> str:
+    return " ".join(p[0].upper() + p[1:] + "." for p in dict.fromkeys(parts))
 
 
 def _tags_missing(ctx: Context) -> Diagnosis:
@@ -109,8 +113,8 @@ def _tags_missing(ctx: Context) -> Diagnosis:
                            "build `--compatibility manylinux2014` (with `--zig`)")
     return Diagnosis(
         title="wheel tags break the release promise",
-        advice=f"The matrix requires {', '.join(ctx.package.wheel_tags)}; "
-               + ("; ".join(dict.fromkeys(reasons)) or ctx.check.detail) + ".")
+        advice=f"The matrix requires {', '.join(ctx.package.wheel_tags)}. "
+               + _sentences(reasons or [ctx.check.detail]))
 
 
 def _mingw(ctx: Context) -> Diagnosis:

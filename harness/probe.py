@@ -230,12 +230,16 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
     child_spec = dict(spec, mode="checks")
     argv = [venv_python, "-I", "-c", BOOTSTRAP, source, json.dumps(child_spec)]
     start = time.monotonic()
-    proc = subprocess.run(argv, cwd=run_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, timeout=spec.get("checks_timeout", 600))
-    for line in proc.stdout.splitlines():
-        if line.startswith(MARKER):
-            os.write(_events_fd, (line + "\n").encode("utf-8"))
-    emit("checks_exit", returncode=proc.returncode, stderr=_tail(proc.stderr, 40),
+    with open(os.path.join(work, "checks.stderr"), "w+") as err:
+        proc = subprocess.Popen(argv, cwd=run_dir, stdout=subprocess.PIPE, stderr=err)
+        assert proc.stdout is not None
+        for raw in proc.stdout:  # forwarded as they come: a timeout keeps what was seen
+            if raw.startswith(MARKER.encode()):
+                os.write(_events_fd, raw if raw.endswith(b"\n") else raw + b"\n")
+        returncode = proc.wait()
+        err.seek(0)
+        stderr = err.read()
+    emit("checks_exit", returncode=returncode, stderr=_tail(stderr, 40),
          seconds=time.monotonic() - start)
     return 0
 

@@ -92,3 +92,28 @@ def run_harness(tmp_path: Path) -> RunHarness:
         return HarnessRun(proc.returncode, report, proc.stdout + proc.stderr)
 
     return run
+
+
+@pytest.fixture
+def matrix_file(tmp_path: Path) -> Callable[..., Path]:
+    """A variant of the default matrix.yaml: other environments, extra checks, defaults."""
+    import yaml
+
+    def make(*, venv: list[dict[str, Any]] | None = None,
+             container: list[dict[str, Any]] | None = None,
+             extra_checks: list[dict[str, Any]] = (), **defaults: Any) -> Path:  # type: ignore[assignment]
+        data = yaml.safe_load((ROOT / "matrix.yaml").read_text())
+        data["environments"] = {k: v for k, v in (("venv", venv), ("container", container))
+                                if v is not None}
+        data["package"]["checks"] += list(extra_checks)
+        data.setdefault("defaults", {}).update(defaults)
+        path = tmp_path / "matrix.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    return make
+
+
+def smoke_containers(client: Any, run_label: str = "q-kangaroo-smoke.run") -> list[Any]:
+    """Every container any harness run made that still exists."""
+    return list(client.containers.list(all=True, filters={"label": run_label}))

@@ -34,6 +34,7 @@ _COPY_IGNORE = ("target", "Cargo.lock", "__pycache__", "*.pyc", "dist")
 _LOG_TAIL_LINES = 40
 # Every variant: a real manylinux2014 wheel, linked by zig against glibc 2.17.
 MATURIN_BUILD = ("build", "--release", "--zig", "--compatibility", "manylinux2014")
+MATURIN_NATIVE = ("build", "--release")  # the `newglibc` variant: this host's glibc
 
 _INIT = "python/q_kangaroo/__init__.py"
 _GUARDED_MINGW = """\
@@ -69,6 +70,8 @@ class Variant:
     bundle_gmp: bool = True  # False: ``--auditwheel skip``
     python: str | None = None  # build interpreter "X.Y"; None: the running one (abi3 builds)
     tag: str = "cp39-abi3"  # the wheel's python-abi tags
+    native: bool = False  # True: no zig, linked against this host's glibc (manylinux_2_34)
+    platforms: tuple[str, ...] = ("manylinux2014_", "manylinux_2_17_")  # platform tag prefixes
 
 
 VARIANTS: dict[str, Variant] = {
@@ -104,6 +107,11 @@ VARIANTS: dict[str, Variant] = {
     "mingwbin": Variant(
         "__init__.py reads os.environ['MINGW_BIN'] unguarded: KeyError when it is unset",
         edits=(Edit(_INIT, _GUARDED_MINGW, _UNGUARDED_MINGW),),
+    ),
+    "newglibc": Variant(
+        "built natively against this host's glibc 2.36: manylinux_2_34, refused on glibc 2.31",
+        native=True,
+        platforms=("manylinux_2_34_",),
     ),
     "overflow": Variant(
         "partition_gf in wrapping u64 arithmetic: wrong from p(417) on (GMP still bundled)",
@@ -403,8 +411,8 @@ def _check_wheel(name: str, variant: Variant, wheel: Path) -> None:
     tag, platforms = f"{parts[2]}-{parts[3]}", parts[4].split(".")
     if tag != variant.tag:
         raise BuildError(f"{name}: wheel tagged {tag}, expected {variant.tag}: {wheel.name}")
-    if not all(p.startswith(("manylinux2014_", "manylinux_2_17_")) for p in platforms):
-        raise BuildError(f"{name}: wheel not tagged manylinux2014: {wheel.name}")
+    if not all(p.startswith(variant.platforms) for p in platforms):
+        raise BuildError(f"{name}: wheel not tagged {variant.platforms}: {wheel.name}")
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
     bundled = [n for n in names if re.fullmatch(r"q_kangaroo\.libs/libgmp-[0-9a-f]+\.so\.10", n)]
@@ -436,7 +444,8 @@ def _build_one(
     gmp_dir.mkdir(parents=True)
     (gmp_dir / "libgmp.so").symlink_to(tools.libgmp.resolve())
 
-    argv = [str(tools.maturin), *MATURIN_BUILD, "--interpreter", str(python), "--out", str(dist)]
+    build = MATURIN_NATIVE if variant.native else MATURIN_BUILD
+    argv = [str(tools.maturin), *build, "--interpreter", str(python), "--out", str(dist)]
     if not variant.bundle_gmp:
         argv += ["--auditwheel", "skip"]
     log_path = work / "build.log"
