@@ -230,15 +230,15 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
     child_spec = dict(spec, mode="checks")
     argv = [venv_python, "-I", "-c", BOOTSTRAP, source, json.dumps(child_spec)]
     start = time.monotonic()
-    with open(os.path.join(work, "checks.stderr"), "w+") as err:
-        proc = subprocess.Popen(argv, cwd=run_dir, stdout=subprocess.PIPE, stderr=err)
+    with open(os.path.join(work, "checks.stderr"), "w+") as errfile:
+        proc = subprocess.Popen(argv, cwd=run_dir, stdout=subprocess.PIPE, stderr=errfile)
         assert proc.stdout is not None
         for raw in proc.stdout:  # forwarded as they come: a timeout keeps what was seen
             if raw.startswith(MARKER.encode()):
                 os.write(_events_fd, raw if raw.endswith(b"\n") else raw + b"\n")
         returncode = proc.wait()
-        err.seek(0)
-        stderr = err.read()
+        errfile.seek(0)
+        stderr = errfile.read()
     emit("checks_exit", returncode=returncode, stderr=_tail(stderr, 40),
          seconds=time.monotonic() - start)
     return 0
