@@ -114,6 +114,8 @@ def matrix_file(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
-def smoke_containers(client: Any, run_label: str = "q-kangaroo-smoke.run") -> list[Any]:
-    """Every container any harness run made that still exists."""
-    return list(client.containers.list(all=True, filters={"label": run_label}))
+def smoke_containers(client: Any, *, run: str | None = None, pid: int | None = None) -> list[Any]:
+    """Containers of one harness run (by run id or harness pid) that still exist."""
+    label = (f"q-kangaroo-smoke.run={run}" if run is not None
+             else f"q-kangaroo-smoke.pid={pid}")
+    return list(client.containers.list(all=True, filters={"label": label}))

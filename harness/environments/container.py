@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from harness.verdict import ProbeRun
 LABEL = "q-kangaroo-smoke"
 WHEEL_MOUNT = "/wheel"
 IMAGE_UV = "/usr/local/bin/uv"
+OTHER_HOST_GRACE = timedelta(hours=24)  # a shared engine: other hosts' runs may be alive
 
 
 def run_labels(run_id: str, cell_id: str) -> dict[str, str]:
@@ -40,13 +42,20 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _orphaned(container: Container) -> bool:
+    """Left by a harness that is gone: its pid is dead here, or another host's and stale."""
+    labels = container.labels
+    if labels.get(f"{LABEL}.host") == socket.gethostname():
+        return not _pid_alive(int(labels.get(f"{LABEL}.pid", "0") or 0))
+    created = datetime.fromisoformat(container.attrs["Created"][:19]).replace(tzinfo=UTC)
+    return datetime.now(UTC) - created > OTHER_HOST_GRACE
+
+
 def reap(client: docker.DockerClient) -> list[str]:
     """Remove containers left by runs whose harness process is gone (killed outright)."""
     removed = []
     for c in client.containers.list(all=True, filters={"label": f"{LABEL}.run"}):
-        labels = c.labels
-        if labels.get(f"{LABEL}.host") == socket.gethostname() and _pid_alive(
-                int(labels.get(f"{LABEL}.pid", "0") or 0)):
+        if not _orphaned(c):
             continue
         try:
             c.remove(force=True)

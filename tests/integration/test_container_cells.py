@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +36,7 @@ def test_each_fixture_wheel_gets_its_verdict_in_every_container_cell(
     assert len(cells) >= 5, run.output
     assert_cells_match(variant, cells)
     assert run.returncode == (0 if variant == "good" else 1), run.output
-    assert smoke_containers(docker_client) == []
+    assert smoke_containers(docker_client, run=run.report["run_id"]) == []  # type: ignore[index]
 
 
 def test_glibc_refusal_names_tag_glibc_and_fix(wheels: dict[str, Path],
@@ -85,8 +86,9 @@ def test_hanging_cell_times_out_and_leaves_nothing(
         hang = next(c for c in cell["checks"] if c["name"] == "hang")
         assert hang["status"] == "timeout"
     assert run.returncode == 1
-    assert smoke_containers(docker_client) == []
-    assert not list(Path("/tmp/q-kangaroo-smoke").glob("run-*"))
+    run_id = run.report["run_id"]  # type: ignore[index]
+    assert smoke_containers(docker_client, run=run_id) == []
+    assert not Path(tempfile.gettempdir(), "q-kangaroo-smoke", f"run-{run_id}").exists()
 
 
 def _start(args: list[str], report_dir: Path) -> subprocess.Popen[str]:
@@ -97,7 +99,8 @@ def _start(args: list[str], report_dir: Path) -> subprocess.Popen[str]:
 
 def _wait_for_containers(client: Any, n: int, proc: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 120
-    while len([c for c in smoke_containers(client) if c.status == "running"]) < n:
+    while len([c for c in smoke_containers(client, pid=proc.pid)
+                if c.status == "running"]) < n:
         assert proc.poll() is None, proc.communicate()[0]
         assert time.monotonic() < deadline, "containers never started"
         time.sleep(0.2)
@@ -121,7 +124,7 @@ def test_sigint_mid_run_removes_containers_and_writes_the_report(
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
-    assert smoke_containers(docker_client) == []
+    assert smoke_containers(docker_client, pid=proc.pid) == []
     report = json.loads((tmp_path / "smoke.json").read_text())
     verdicts = {c["id"]: c["verdict"] for c in report["cells"]}
     assert report["interrupted"] is True
@@ -137,11 +140,11 @@ def test_sigkill_leftovers_are_reaped_by_the_next_run(
     _wait_for_containers(docker_client, 1, proc)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
-    assert len(smoke_containers(docker_client)) == 1  # killed outright: left behind
+    assert len(smoke_containers(docker_client, pid=proc.pid)) == 1  # killed: left behind
     run = run_harness(str(wheels["good"]), "--select", "docker-debian12-py3.11")
     assert run.returncode == 0, run.output
     assert "removed leftover container" in run.output
-    assert smoke_containers(docker_client) == []
+    assert smoke_containers(docker_client, pid=proc.pid) == []
 
 
 def test_keep_failed_keeps_the_container_and_says_how_to_enter(
@@ -150,7 +153,7 @@ def test_keep_failed_keeps_the_container_and_says_how_to_enter(
                       "--keep-failed")
     reason = run.cells()["docker-debian12-py3.11"]["reason"]
     assert "docker exec -it" in reason
-    kept = smoke_containers(docker_client)
+    kept = smoke_containers(docker_client, run=run.report["run_id"])  # type: ignore[index]
     assert len(kept) == 1
     kept[0].remove(force=True)
 
