@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +47,8 @@ def _orphaned(container: Container) -> bool:
     labels = container.labels
     if labels.get(f"{LABEL}.host") == socket.gethostname():
         return not _pid_alive(int(labels.get(f"{LABEL}.pid", "0") or 0))
-    created = datetime.fromisoformat(container.attrs["Created"][:19]).replace(tzinfo=UTC)
-    return datetime.now(UTC) - created > OTHER_HOST_GRACE
+    created = datetime.fromisoformat(container.attrs["Created"][:19]).replace(tzinfo=timezone.utc)
+    return datetime.now(timezone.utc) - created > OTHER_HOST_GRACE
 
 
 def reap(client: docker.DockerClient) -> list[str]:
