@@ -195,6 +195,16 @@ def _run(argv: list[str], cwd: str, timeout: float = 600) -> tuple[int, str, str
     return proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start
 
 
+def _sha256(path: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def cell_mode(spec: dict[str, Any], source: str) -> int:
     """Run one whole cell from its base interpreter."""
     package = spec["package"]
@@ -223,7 +233,7 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
                "--no-deps", "--no-cache", "--python", venv_python, spec["wheel"]]
     rc, out, err, secs = _run(install, run_dir)
     check("install", "pass" if rc == 0 else "fail", _tail(err if rc else out + err, 15),
-          returncode=rc, seconds=secs, command=install)
+          returncode=rc, seconds=secs, command=install, wheel_sha256=_sha256(spec["wheel"]))
     if rc != 0:
         return 0
 

@@ -21,6 +21,7 @@ from harness.cells import Cell
 from harness.diagnosis import explain
 from harness.environments.base import CellEnvironment, ProbeSpec
 from harness.errors import HarnessError
+from harness.liveness import pid_alive
 from harness.matrix import Package
 from harness.verdict import CellResult, CheckResult, ProbeRun, Verdict, check_order, judge
 from harness.wheel import WheelInfo, inspect
@@ -53,16 +54,6 @@ class RunContext:
             env.abort()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_temp_dirs(parent: Path) -> list[Path]:
     """Remove run directories whose harness process no longer exists."""
     removed: list[Path] = []
@@ -73,7 +64,7 @@ def reap_temp_dirs(parent: Path) -> list[Path]:
             pid = int((run_dir / "owner.pid").read_text())
         except (OSError, ValueError):
             pid = 0
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             shutil.rmtree(run_dir, ignore_errors=True)
             removed.append(run_dir)
     return removed

@@ -103,7 +103,12 @@ def _tags_check(wheel: WheelInfo, package: Package) -> CheckResult:
 
 def _install_check(reported: CheckResult, wheel: WheelInfo,
                    facts: Mapping[str, Any]) -> CheckResult:
-    """pip's tag rule applies whatever the installer did."""
+    """The cell installed our exact file, and pip's tag rule applies whatever the installer did."""
+    seen = reported.data.get("wheel_sha256")
+    if seen is not None and seen != wheel.sha256:
+        return CheckResult(name="install", status="error", seconds=reported.seconds,
+                           data=reported.data, detail=f"the cell saw a different wheel file "
+                           f"(sha256 {seen[:16]}…, expected {wheel.sha256[:16]}…)")
     if not facts or tags.compatible(wheel.tags, facts):
         return reported
     refusal = (f"ERROR: {wheel.filename} is not a supported wheel on this platform "
@@ -182,8 +187,11 @@ def judge(run: ProbeRun, *, cell_id: str, kind: str, wheel: WheelInfo,
 
     statuses = {r.name: r.status for r in results}
     failed = sorted((r for r in results if r.status == "fail"), key=lambda r: r.name == "tags")
+    broken = [r for r in results if r.status == "error"]
     if run.infra_error:
         verdict, reason = Verdict.ERROR, run.infra_error
+    elif broken:
+        verdict, reason = Verdict.ERROR, f"{broken[0].name}: {broken[0].detail}"
     elif statuses.get("sterility") == "fail":
         verdict, reason = Verdict.INVALID, "environment not clean: " + reported["sterility"].detail
     elif failed:

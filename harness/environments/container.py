@@ -18,6 +18,7 @@ import requests.exceptions
 from docker.models.containers import Container
 
 from harness.environments.base import CellEnvironment, ProbeSpec, cell_variables, parse_events
+from harness.liveness import pid_alive
 from harness.verdict import ProbeRun
 
 LABEL = "q-kangaroo-smoke"
@@ -32,21 +33,11 @@ def run_labels(run_id: str, cell_id: str) -> dict[str, str]:
             f"{LABEL}.host": socket.gethostname(), f"{LABEL}.cell": cell_id}
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _orphaned(container: Container) -> bool:
     """Left by a harness that is gone: its pid is dead here, or another host's and stale."""
     labels = container.labels
     if labels.get(f"{LABEL}.host") == socket.gethostname():
-        return not _pid_alive(int(labels.get(f"{LABEL}.pid", "0") or 0))
+        return not pid_alive(int(labels.get(f"{LABEL}.pid", "0") or 0))
     created = datetime.fromisoformat(container.attrs["Created"][:19]).replace(tzinfo=timezone.utc)
     return datetime.now(timezone.utc) - created > OTHER_HOST_GRACE
 

@@ -100,3 +100,13 @@ def test_probe_exception_is_error() -> None:
     result = run(events, returncode=3)
     assert result.verdict is Verdict.ERROR
     assert "boom" in result.reason
+
+
+def test_installing_another_file_than_the_wheel_under_test_is_an_error() -> None:
+    wheel = make_wheel()
+    events = replace_check(passing_events(), "install", wheel_sha256="f" * 64)
+    result = run(events, wheel=wheel)
+    assert result.verdict is Verdict.ERROR
+    assert "different wheel file" in result.reason
+    same = replace_check(passing_events(), "install", wheel_sha256=wheel.sha256)
+    assert run(same, wheel=wheel).verdict is Verdict.PASS
