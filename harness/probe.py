@@ -222,15 +222,22 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
     if not sterile["ok"]:
         return 0
 
-    rc, out, err, secs = _run([sys.executable, "-m", "venv", "--without-pip", venv_dir], run_dir)
+    # uv when the cell has it (fast); else the venv's own pip from ensurepip (slow, universal)
+    use_uv = os.path.exists(spec["uv"])
+    venv_cmd = [sys.executable, "-m", "venv", *(["--without-pip"] if use_uv else []), venv_dir]
+    rc, out, err, secs = _run(venv_cmd, run_dir)
     emit("venv", returncode=rc, seconds=secs, output=_tail(out + err))
     if rc != 0:
         emit("error", stage="venv", message="python -m venv failed: " + _tail(err, 5))
         return 0
     venv_python = os.path.join(venv_dir, "bin", "python")
 
-    install = [spec["uv"], "pip", "install", "--no-config", "--offline", "--no-index",
-               "--no-deps", "--no-cache", "--python", venv_python, spec["wheel"]]
+    if use_uv:
+        install = [spec["uv"], "pip", "install", "--no-config", "--offline", "--no-index",
+                   "--no-deps", "--no-cache", "--python", venv_python, spec["wheel"]]
+    else:
+        install = [venv_python, "-m", "pip", "install", "--isolated", "--no-index", "--no-deps",
+                   "--no-cache-dir", "--disable-pip-version-check", spec["wheel"]]
     rc, out, err, secs = _run(install, run_dir)
     check("install", "pass" if rc == 0 else "fail", _tail(err if rc else out + err, 15),
           returncode=rc, seconds=secs, command=install, wheel_sha256=_sha256(spec["wheel"]))

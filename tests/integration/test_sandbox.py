@@ -50,3 +50,26 @@ def test_no_sandbox_means_invalid_never_pass(wheels: dict[str, Path], tmp_path: 
     assert cell["verdict"] == "INVALID", cell["reason"]
     assert "could not hide gmp" in cell["reason"]
     assert code == 1
+
+
+def test_without_uv_the_venvs_own_pip_installs(wheels: dict[str, Path], tmp_path: Path) -> None:
+    """Images from a registry may lack uv: the cell falls back to pip, same verdicts."""
+    from harness import interpreters, matrix
+    from harness.environments.base import ProbeSpec
+    from harness.environments.venv import VenvEnvironment
+    from harness.verdict import Verdict, judge
+    from harness.wheel import inspect
+
+    package = matrix.load(Path(__file__).resolve().parents[2] / "matrix.yaml").package
+    sb = sandbox.prepare(tmp_path / "sandbox", ["gmp"])
+    interp = interpreters.find("3.12")
+    for variant, verdict in (("good", Verdict.PASS), ("nogmp", Verdict.FAIL)):
+        wheel = inspect(wheels[variant])
+        with VenvEnvironment(python=interp.executable, run_root=tmp_path, sandbox=sb,
+                             uv="/nonexistent/uv", cell_id=variant) as env:
+            run = env.run(ProbeSpec(package=package, wheel=wheel), 300)
+        result = judge(run, cell_id=variant, kind="venv", wheel=wheel, package=package)
+        assert result.verdict is verdict, result.reason
+        install = result.check("install")
+        assert install is not None and "pip" in install.data["command"][1:3]
+    assert [p.name for p in tmp_path.iterdir()] == ["sandbox"]  # cell dirs removed
