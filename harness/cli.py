@@ -55,8 +55,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Numbers on the command line must make sense."""
+    if args.timeout is not None and args.timeout <= 0:
+        raise InputError(f"--timeout {args.timeout:g}: give a number of seconds above 0")
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError(f"--jobs {args.jobs}: give at least 1")
+
+
 def load_cells(args: argparse.Namespace) -> tuple[matrix.Matrix, list[cells_mod.Cell]]:
     """Matrix -> the selected cells (with any timeout override)."""
+    check_args(args)
     m = matrix.load(args.matrix)
     cells = cells_mod.select(cells_mod.expand(m), args.select)
     if args.timeout is not None:

@@ -22,6 +22,8 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     (["/no/such.whl"], "no such file or directory"),
     (["--select", "py2.7-*", "/no/such.whl"], "matches no cell"),
     ([], "no wheel given"),
+    (["--timeout", "-5", "x.whl"], "--timeout -5: give a number of seconds above 0"),
+    (["--jobs", "0", "x.whl"], "--jobs 0: give at least 1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], args: list[str],
                                          expected: str) -> None:
