@@ -36,7 +36,12 @@ DEFAULT_MATRIX = Path(__file__).resolve().parent.parent / "matrix.yaml"
 
 def parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    p = argparse.ArgumentParser(prog="q-kangaroo-smoke", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m harness",
+        description="Prove a wheel installs and works on clean machines: fresh venvs and "
+                    "containers per matrix.yaml, GMP made unreachable, honest verdicts.",
+        epilog="Exit codes: 0 all PASS; 1 any FAIL/INVALID/TIMEOUT; 2 bad input or "
+               "infrastructure (ERROR without FAIL); 130 interrupted.")
     p.add_argument("wheel", nargs="?", type=Path,
                    help="the wheel to test, or a directory holding it")
     p.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix file")
@@ -61,6 +66,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise InputError(f"--timeout {args.timeout:g}: give a number of seconds above 0")
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs {args.jobs}: give at least 1")
+    if any(not s.strip(" ,") for s in args.select):
+        raise InputError("--select '': an empty pattern; give a cell id or pattern "
+                         "(python -m harness --list shows them)")
 
 
 def load_cells(args: argparse.Namespace) -> tuple[matrix.Matrix, list[cells_mod.Cell]]:
@@ -73,6 +81,18 @@ def load_cells(args: argparse.Namespace) -> tuple[matrix.Matrix, list[cells_mod.
 
         cells = [replace(c, timeout=args.timeout) for c in cells]
     return m, cells
+
+
+def writable_report_dir(path: Path) -> None:
+    """Refuse an unusable report directory before any cell runs."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe_file = path / ".write-test"
+        probe_file.write_text("")
+        probe_file.unlink()
+    except OSError as exc:
+        raise InputError(f"--report-dir {path}: cannot write reports there "
+                         f"({exc.strerror}); pass a writable directory") from exc
 
 
 def list_cells(cells: Sequence[cells_mod.Cell]) -> int:
@@ -106,13 +126,15 @@ def run(args: argparse.Namespace, out: Console) -> int:
     if args.wheel is None:
         raise InputError("no wheel given; pass a .whl or a directory of wheels "
                                 "(`nox -s smoke` builds the fixture wheel for you)")
-    wheel_path = wheel.resolve(args.wheel, m.package.distribution)
+    wheel_path = wheel.resolve(args.wheel, m.package)
+    wheel.inspect(wheel_path)  # bad wheels are refused now, named as the user gave them
+    writable_report_dir(args.report_dir)
     started = time.time()
     jobs = args.jobs or m.jobs or os.cpu_count() or 2
     with run_directory(wheel_path) as (run_id, root, staged):
         info = wheel.inspect(staged)
-        out.print(f"[bold]{info.filename}[/] sha256 {info.sha256[:16]}… — {len(cells)} cells, "
-                  f"{jobs} at a time", highlight=False)
+        out.print(f"[bold]{info.filename}[/] sha256 {info.sha256[:16]}… — {len(cells)} "
+                  f"cell{'s' if len(cells) != 1 else ''}, {jobs} at a time", highlight=False)
         ctx = RunContext(run_id=run_id, root=root, wheel=info, package=m.package,
                          keep_failed=args.keep_failed)
         results: list[CellResult] = []

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from harness import tags
 from harness.matrix import Package
-from harness.verdict import CellResult, CheckResult, Diagnosis, Verdict
+from harness.verdict import CellResult, CheckResult, Diagnosis, Verdict, same_version
 from harness.wheel import WheelInfo
 
 
@@ -129,7 +129,7 @@ def _mingw(ctx: Context) -> Diagnosis:
 def _version(ctx: Context) -> Diagnosis:
     values = ctx.check.data.get("values", {})
     expected = ctx.check.data.get("expected")
-    wrong = [k for k, v in values.items() if v != expected]
+    wrong = [k for k, v in values.items() if not same_version(v, expected)]
     if any(k.endswith("()") for k in wrong):
         return Diagnosis(
             title="stale extension module (.so) in the wheel",

@@ -150,6 +150,16 @@ def load(path: Path) -> Matrix:
     if errors:
         raise InputError("\n".join(errors))
     matrix = parse(data, path)
+    for i, check in enumerate(matrix.package.checks):
+        for key in ("expr", "expected_expr"):
+            code = getattr(check, key)
+            if code is None:
+                continue
+            try:
+                compile(code, f"{path}: package.checks[{i}].{key}", "eval")
+            except SyntaxError as exc:
+                raise InputError(f"{path}: package.checks[{i}].{key}: not a Python expression "
+                                 f"({exc.msg}): {code}") from exc
     names = [c.name for c in matrix.package.checks]
     reserved = {"sterility", "install", "import", "version", "provenance", "tags"}
     for i, name in enumerate(names):

@@ -385,7 +385,10 @@ def _version_value(module: object, source: str) -> object:
 
 
 def check_version(module: object, package: dict[str, Any]) -> None:
-    """Wheel metadata version == every declared version source of the module."""
+    """Wheel metadata version == every declared version source of the module.
+
+    The host re-judges with PEP 440 normalisation (1.0.0-rc.1 == 1.0.0rc1)."""
+    start = time.monotonic()
     values: dict[str, object] = {}
     try:
         values["metadata"] = importlib.metadata.version(package["distribution"])
@@ -401,9 +404,11 @@ def check_version(module: object, package: dict[str, Any]) -> None:
     if wrong:
         detail = "expected %s (wheel) but %s" % (expected, ", ".join(
             "%s = %r" % kv for kv in wrong.items()))
-        check("version", "fail", detail, expected=expected, values=values)
+        check("version", "fail", detail, expected=expected, values=values,
+              seconds=time.monotonic() - start)
     else:
-        check("version", "pass", expected, expected=expected, values=values)
+        check("version", "pass", expected, expected=expected, values=values,
+              seconds=time.monotonic() - start)
 
 
 def check_declared(module: object, package: dict[str, Any], spec: dict[str, Any]) -> None:
@@ -431,8 +436,57 @@ def check_declared(module: object, package: dict[str, Any], spec: dict[str, Any]
               expected_bits=bits, seconds=seconds, **data)
 
 
+def elf_soname(path: str) -> str | None:
+    """DT_SONAME of a shared object (stdlib only: the probe cannot use pyelftools)."""
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            ident = fh.read(16)
+            if ident[:4] != b"\x7fELF":
+                return None
+            end = "<" if ident[5] == 1 else ">"
+            if ident[4] == 2:  # ELF64
+                at, shfmt, dynfmt, offfmt = 0x28, "IIQQQQIIQQ", "qQ", "Q"
+            else:
+                at, shfmt, dynfmt, offfmt = 0x20, "IIIIIIIIII", "iI", "I"
+            fh.seek(at)
+            (shoff,) = struct.unpack(end + offfmt, fh.read(struct.calcsize(offfmt)))
+            fh.seek(at + (0x12 if ident[4] == 2 else 0x0E))
+            shentsize, shnum = struct.unpack(end + "HH", fh.read(4))
+            sections = []
+            for i in range(shnum):
+                fh.seek(shoff + i * shentsize)
+                sections.append(struct.unpack(end + shfmt, fh.read(struct.calcsize(end + shfmt))))
+            for sh in sections:
+                if sh[1] != 6:  # SHT_DYNAMIC
+                    continue
+                fh.seek(sh[4])
+                data, size = fh.read(sh[5]), struct.calcsize(end + dynfmt)
+                for off in range(0, len(data) - size + 1, size):
+                    tag, val = struct.unpack_from(end + dynfmt, data, off)
+                    if tag == 0:
+                        break
+                    if tag == 14:  # DT_SONAME
+                        fh.seek(sections[sh[6]][4] + val)
+                        return fh.read(256).split(b"\0", 1)[0].decode("utf-8", "replace")
+    except (OSError, struct.error, IndexError):
+        return None
+    return None
+
+
+def _is_library(path: str, lib: str) -> bool:
+    """By file name or by SONAME: a renamed copy of the library is still that library."""
+    pattern = re.compile(r"^lib%s([.-]|$)" % re.escape(lib))
+    if pattern.match(os.path.basename(path)):
+        return True
+    soname = elf_soname(path) if ".so" in os.path.basename(path) else None
+    return bool(soname and pattern.match(soname))
+
+
 def check_provenance(package: dict[str, Any]) -> None:
     """Which copies of the native libraries the process mapped: all from inside the wheel."""
+    start = time.monotonic()
     if not os.path.exists("/proc/self/maps"):
         check("provenance", "skip", "no /proc/self/maps on this system")
         return
@@ -441,18 +495,19 @@ def check_provenance(package: dict[str, Any]) -> None:
     report: dict[str, list[str]] = {}
     outside: list[str] = []
     for lib in package["libraries"]:
-        pattern = re.compile(r"^lib%s([.-]|$)" % re.escape(lib))
-        hits = [p for p in mapped if pattern.match(os.path.basename(p))]
+        hits = [p for p in mapped if _is_library(p, lib)]
         report[lib] = hits
         outside += [p for p in hits if os.path.realpath(p) not in record]
-    data = {"libraries": report, "mapped": mapped}
+    data = {"libraries": report, "mapped": mapped, "seconds": time.monotonic() - start}
+    found = [p for hits in report.values() for p in hits]
+    libs = ", ".join("lib" + lib for lib in package["libraries"])
     if outside:
         check("provenance", "fail", "loaded from outside the wheel: " + ", ".join(outside),
               **data)
     else:
-        found = [p for hits in report.values() for p in hits]
-        check("provenance", "pass", ", ".join(found) if found
-              else "none mapped (statically linked)", **data)
+        check("provenance", "pass", ", ".join(found) if found else
+              "no %s mapped: the package loaded none (linked statically, or no native code)"
+              % libs, **data)
 
 
 def checks_mode(spec: dict[str, Any]) -> int:

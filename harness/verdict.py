@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
+
 from harness import tags
 from harness.matrix import Package
 from harness.wheel import WheelInfo
@@ -119,6 +121,29 @@ def _install_check(reported: CheckResult, wheel: WheelInfo,
                        data={**reported.data, "tag_refused": True})
 
 
+def same_version(a: object, b: object) -> bool:
+    """PEP 440 equality (1.0.0-rc.1 == 1.0.0rc1); plain equality for non-versions."""
+    try:
+        return Version(str(a)) == Version(str(b)) if isinstance(a, str) else a == b
+    except InvalidVersion:
+        return a == b
+
+
+def _version_check(reported: CheckResult) -> CheckResult:
+    """Re-judge the probe's exact-string comparison with PEP 440 normalisation."""
+    values, expected = reported.data.get("values"), reported.data.get("expected")
+    if not isinstance(values, dict):
+        return reported
+    wrong = {k: v for k, v in values.items() if not same_version(v, expected)}
+    if wrong:
+        detail = f"expected {expected} (wheel) but " + ", ".join(
+            f"{k} = {v!r}" for k, v in wrong.items())
+        return CheckResult(name="version", status="fail", detail=detail,
+                           seconds=reported.seconds, data=reported.data)
+    return CheckResult(name="version", status="pass", detail=str(expected),
+                       seconds=reported.seconds, data=reported.data)
+
+
 def _signal_name(returncode: int | None) -> str:
     if returncode is not None and returncode < 0:
         try:
@@ -158,6 +183,8 @@ def judge(run: ProbeRun, *, cell_id: str, kind: str, wheel: WheelInfo,
     order = check_order(package)
     if "install" in reported:
         reported["install"] = _install_check(reported["install"], wheel, facts)
+    if "version" in reported:
+        reported["version"] = _version_check(reported["version"])
     if facts:
         reported["tags"] = _tags_check(wheel, package)
     died = ""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import io
+import platform
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import Version
 
 from harness.errors import InputError
+from harness.matrix import Package
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,8 +116,27 @@ def inspect(path: Path) -> WheelInfo:
                      sha256=digest.hexdigest(), files=files, elf=elf)
 
 
-def resolve(path: Path, distribution: str) -> Path:
-    """A wheel file, or the one wheel in a directory that matches the distribution."""
+def _pick(path: Path, package: Package, wheels: list[Path]) -> Path:
+    """Among same-version wheels: the one carrying the required tags, else this platform's."""
+    def tags_of(w: Path) -> list[str]:
+        return [str(t) for t in parse_wheel_filename(w.name)[3]]
+
+    steps = [
+        [w for w in wheels if all(fnmatch.filter(tags_of(w), p) for p in package.wheel_tags)],
+        [w for w in wheels if any(t.endswith("-any") or (
+            t.endswith(platform.machine()) and ("-manylinux" in t or "-linux_" in t))
+            for t in tags_of(w))],
+    ]
+    for narrowed in steps:
+        if len(narrowed) == 1:
+            return narrowed[0]
+        wheels = narrowed or wheels
+    raise InputError(f"{path}: several {package.distribution} wheels fit ("
+                     + ", ".join(w.name for w in wheels) + "); pass one file")
+
+
+def resolve(path: Path, package: Package) -> Path:
+    """A wheel file, or the newest wheel of the package in a directory (for this platform)."""
     if not path.exists():
         raise InputError(f"{path}: no such file or directory; pass a .whl or a directory "
                          "of wheels")
@@ -122,7 +144,7 @@ def resolve(path: Path, distribution: str) -> Path:
         if path.suffix != ".whl":
             raise InputError(f"{path}: not a .whl file; pass a wheel or a directory of wheels")
         return path.resolve()
-    want = canonicalize_name(distribution)
+    want = canonicalize_name(package.distribution)
     candidates: list[tuple[Version, Path]] = []
     for whl in sorted(path.glob("*.whl")):
         try:
@@ -132,11 +154,8 @@ def resolve(path: Path, distribution: str) -> Path:
         if name == want:
             candidates.append((version, whl))
     if not candidates:
-        raise InputError(f"{path}: no wheel of {distribution} in this directory; build one or "
-                         "pass its path")
+        raise InputError(f"{path}: no wheel of {package.distribution} in this directory; "
+                         "build one or pass its path")
     newest = max(v for v, _ in candidates)
     best = [w for v, w in candidates if v == newest]
-    if len(best) > 1:
-        raise InputError(f"{path}: several {distribution} {newest} wheels ("
-                         + ", ".join(w.name for w in best) + "); pass one file")
-    return best[0].resolve()
+    return (best[0] if len(best) == 1 else _pick(path, package, best)).resolve()

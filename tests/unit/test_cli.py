@@ -24,6 +24,7 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     ([], "no wheel given"),
     (["--timeout", "-5", "x.whl"], "--timeout -5: give a number of seconds above 0"),
     (["--jobs", "0", "x.whl"], "--jobs 0: give at least 1"),
+    (["--select", "", "x.whl"], "--select '': an empty pattern"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], args: list[str],
                                          expected: str) -> None:
@@ -47,10 +48,26 @@ def test_directory_without_a_matching_wheel(tmp_path: Path,
 
 def test_directory_with_two_candidates_asks_for_one(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    for tag in ("cp39-abi3-manylinux_2_17_x86_64", "cp311-cp311-manylinux_2_17_x86_64"):
+    for tag in ("cp311-cp311-manylinux_2_17_x86_64", "cp312-cp312-manylinux_2_17_x86_64"):
         (tmp_path / f"q_kangaroo-1.0.0-{tag}.whl").write_text("")
     assert cli.main([str(tmp_path)]) == 2
     assert "pass one file" in one_error_line(capsys)
+
+
+def test_a_release_directory_picks_the_wheel_the_matrix_requires(tmp_path: Path) -> None:
+    from harness import matrix, wheel
+
+    package = matrix.load(cli.DEFAULT_MATRIX).package
+    names = ["q_kangaroo-0.9.0-cp39-abi3-manylinux_2_17_x86_64.whl",
+             "q_kangaroo-1.0.0-cp39-abi3-win_amd64.whl",
+             "q_kangaroo-1.0.0-cp39-abi3-macosx_11_0_arm64.whl",
+             "q_kangaroo-1.0.0-cp39-abi3-musllinux_1_2_x86_64.whl",
+             "q_kangaroo-1.0.0-cp39-abi3-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
+             "q_kangaroo-1.0.0-cp39-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+             "other-1.0.0-py3-none-any.whl"]
+    for name in names:
+        (tmp_path / name).write_text("")
+    assert wheel.resolve(tmp_path, package).name == names[5]
 
 
 def r(v: Verdict) -> CellResult:
@@ -69,3 +86,11 @@ def r(v: Verdict) -> CellResult:
 def test_exit_codes(verdicts: list[Verdict], code: int) -> None:
     assert cli.exit_code([r(v) for v in verdicts], interrupted=False) == code
     assert cli.exit_code([r(v) for v in verdicts], interrupted=True) == 130
+
+
+def test_unwritable_report_dir_is_refused_before_running(
+        tmp_path: Path, wheels: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert cli.main([str(wheels["good"]), "--report-dir", str(blocker)]) == 2
+    assert "cannot write reports there" in one_error_line(capsys)

@@ -104,3 +104,10 @@ def test_duplicate_cell_ids_are_refused(tmp_path: Path) -> None:
     data["environments"] = {"venv": [{"python": "3.9"}, {"python": "3.9"}]}
     with pytest.raises(InputError, match=r"two cells are named 'venv-py3\.9'"):
         cells.expand(matrix.load(write(tmp_path, data)))
+
+
+def test_check_expressions_must_compile(tmp_path: Path) -> None:
+    data = minimal(checks=[{"name": "pg", "expr": "q_kangaroo.partition_gf(1000",
+                            "expected": 1}])
+    with pytest.raises(InputError, match=r"package\.checks\[0\]\.expr: not a Python expression"):
+        matrix.load(write(tmp_path, data))

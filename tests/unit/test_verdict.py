@@ -110,3 +110,15 @@ def test_installing_another_file_than_the_wheel_under_test_is_an_error() -> None
     assert "different wheel file" in result.reason
     same = replace_check(passing_events(), "install", wheel_sha256=wheel.sha256)
     assert run(same, wheel=wheel).verdict is Verdict.PASS
+
+
+@pytest.mark.parametrize(("values", "verdict"), [
+    ({"metadata": "1.0.0rc1", "__version__": "1.0.0rc1", "version()": "1.0.0-rc.1"},
+     Verdict.PASS),  # Cargo's spelling of the same PEP 440 version
+    ({"metadata": "1.0.0rc1", "__version__": "1.0.0", "version()": "1.0.0rc1"}, Verdict.FAIL),
+    ({"metadata": "1.0.0rc1", "__version__": None, "version()": "1.0.0rc1"}, Verdict.FAIL),
+])
+def test_versions_compare_by_pep_440(values: dict[str, Any], verdict: Verdict) -> None:
+    events = replace_check(passing_events(), "version", status="fail", expected="1.0.0rc1",
+                           values=values)
+    assert run(events).verdict is verdict
