@@ -76,11 +76,25 @@ def load_cells(args: argparse.Namespace) -> tuple[matrix.Matrix, list[cells_mod.
     check_args(args)
     m = matrix.load(args.matrix)
     cells = cells_mod.select(cells_mod.expand(m), args.select)
+    check_images(m, cells)
     if args.timeout is not None:
         from dataclasses import replace
 
         cells = [replace(c, timeout=args.timeout) for c in cells]
     return m, cells
+
+
+def check_images(m: matrix.Matrix, cells: Sequence[cells_mod.Cell]) -> None:
+    """A bare name must be a recipe; anything else must look like an image reference."""
+    from harness.images import load_recipes
+
+    recipes = load_recipes()
+    for cell in cells:
+        ref = cell.image
+        if ref and ref not in recipes and not any(ch in ref for ch in ":/@"):
+            raise InputError(f"{m.path}: environments.container: image {ref!r} is not a recipe "
+                             f"under images/ ({', '.join(sorted(recipes))}); for an image "
+                             f"reference give its tag, e.g. {ref}:latest")
 
 
 def writable_report_dir(path: Path) -> None:

@@ -18,6 +18,12 @@ STYLE = {Verdict.PASS: "green", Verdict.FAIL: "red", Verdict.INVALID: "magenta",
          Verdict.TIMEOUT: "yellow", Verdict.ERROR: "bold red"}
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """Collapse whitespace (installer output is multi-line) and cut."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def _checks(result: CellResult) -> str:
     marks = {"pass": "✓", "fail": "✗", "skip": "-", "not run": "·", "timeout": "⧗",
              "error": "!"}
@@ -35,7 +41,7 @@ def table(results: Sequence[CellResult], pending: Sequence[Cell] = (),
     for r in results:
         detail = r.reason if r.verdict is not Verdict.PASS else _checks(r)
         t.add_row(r.cell_id, f"[{STYLE[r.verdict]}]{r.verdict.value}[/]", f"{r.seconds:.1f}s",
-                  escape(detail[:300]))
+                  escape(one_line(detail)))
     for c in pending:
         state = "running…" if running and c.id in running else "waiting"
         t.add_row(c.id, f"[dim]{state}[/]", "", "")
@@ -87,7 +93,7 @@ class Progress:
                 n, total = len(self.results), len(self.cells)
                 self.console.print(f"[{n}/{total}] {result.cell_id}: "
                                    f"[{STYLE[result.verdict]}]{result.verdict.value}[/] "
-                                   f"({result.seconds:.1f}s) {escape(result.reason[:200])}",
+                                   f"({result.seconds:.1f}s) {escape(one_line(result.reason))}",
                                    highlight=False)
 
 

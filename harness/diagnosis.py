@@ -38,18 +38,49 @@ class Rule:
 
 
 def _not_bundled(ctx: Context) -> Diagnosis:
-    soname, lib = ctx.match["soname"], ctx.match["lib"]
-    shipped = ctx.wheel.bundled(lib)
+    """A library the loader could not find: which of the four ways this happens."""
+    wanted, lib = ctx.match["soname"], ctx.match["lib"]
+    name = wanted.rsplit("/", 1)[-1]
+    needed, shipped = ctx.wheel.needs(lib), ctx.wheel.bundled(lib)
+    shipped_names = {s.rsplit("/", 1)[-1] for s in shipped}
+    if name not in needed and shipped:
+        return Diagnosis(
+            title=f"the package loads the system's lib{lib} itself",
+            advice=f"Python code in the package opens {wanted} (ctypes or similar) although the "
+                   f"wheel bundles {', '.join(shipped)} and the extension finds it by itself. "
+                   f"Remove that code: on a user's machine there is no system lib{lib}.")
+    if name in shipped_names:
+        return Diagnosis(
+            title=f"the bundled lib{lib} is not found by the loader",
+            advice=f"The wheel ships {name} but the extension cannot find it: its RPATH/RUNPATH "
+                   f"({', '.join(r for e in ctx.wheel.elf for r in e.rpath + e.runpath) or 'none'})"
+                   f" must point at $ORIGIN/../{ctx.package.import_name}.libs. Repair the wheel "
+                   "with maturin's repair step or auditwheel instead of editing it by hand.")
+    if name in needed and re.search(r"-[0-9a-f]{8}\.so", name):
+        return Diagnosis(
+            title=f"the bundled lib{lib} is missing from the wheel",
+            advice=f"The extension was repaired (it needs the bundled {name}) but the wheel has "
+                   f"no such file: something removed {ctx.package.import_name}.libs/ after the "
+                   "repair step (re-packing, a MANIFEST filter, a stale copy). Publish the wheel "
+                   "maturin/auditwheel wrote, untouched.")
     platform = sorted({t.platform for t in ctx.wheel.tags if t.platform.startswith("many")})
     promise = (f" Its {', '.join(platform)} tag promises a self-contained wheel, so pip will "
                "install it anywhere and it will break at import." if platform else "")
     return Diagnosis(
         title=f"lib{lib} was not bundled into the wheel",
-        advice=f"The extension needs {soname} (NEEDED: {', '.join(ctx.wheel.needs(lib)) or '?'})"
-               f" but the wheel carries {', '.join(shipped) or 'no copy of it'}; a machine "
-               f"without lib{lib} cannot import it.{promise} Fix: build with maturin's repair "
-               "step (do not pass `--auditwheel skip`) or run `auditwheel repair` on the wheel, "
-               f"so lib{lib} is copied into {ctx.package.import_name}.libs/.")
+        advice=f"The extension needs {wanted} (NEEDED: {', '.join(needed) or '?'}) but the "
+               f"wheel carries no copy of it; a machine without lib{lib} cannot import it."
+               f"{promise} Fix: build with maturin's repair step (do not pass `--auditwheel "
+               f"skip`) or run `auditwheel repair` on the wheel, so lib{lib} is copied into "
+               f"{ctx.package.import_name}.libs/.")
+
+
+def _renamed(ctx: Context) -> Diagnosis:
+    return Diagnosis(
+        title="wheel file name and metadata disagree",
+        advice=f"The file is named for version {ctx.wheel.version} but its METADATA says "
+               f"{ctx.wheel.metadata_version}; installers refuse it. Don't rename wheels: "
+               "rebuild with the version set in Cargo.toml / pyproject.toml.")
 
 
 def _pyinit(ctx: Context) -> Diagnosis:
@@ -151,13 +182,16 @@ def _overflowed(check: CheckResult) -> bool:
 
 
 def _overflow(ctx: Context) -> Diagnosis:
-    index, bits = ctx.check.data.get("first_bad_index"), ctx.check.data.get("expected_bits", 0)
+    data = ctx.check.data
+    index, bits, at = data.get("first_bad_index"), data.get("expected_bits", 0), data.get(
+        "bits_at_bad", 0)
+    width = ("it needs 64 bits, more than a signed 64-bit integer holds" if at == 64 else
+             f"it needs {at} bits, more than an unsigned 64-bit integer holds")
     return Diagnosis(
         title="wrong values past 2^64 (fixed-width overflow)",
-        advice=f"Term {index} is the first wrong one; it is the first that needs more than 64 "
-               f"bits. Smaller values are right, so the big-integer path is broken: compute "
-               f"with GMP (or Python ints) end to end, never through u64/i64. (Checked up to "
-               f"2^{bits}.)")
+        advice=f"Term {index} is the first wrong one, and {width}; every smaller value is "
+               "right, so the big-integer path is broken: compute with GMP (or Python ints) "
+               f"end to end, never through u64/i64. (Checked up to 2^{bits}.)")
 
 
 def _provenance(ctx: Context) -> Diagnosis:
@@ -197,9 +231,13 @@ RULES: tuple[Rule, ...] = (
     Rule(checks=("sterility",), pattern=re.compile(r".+"), explain=_unclean),
     Rule(checks=("tags",), pattern=re.compile(r"must carry"), explain=_tags_missing),
     Rule(checks=("install",), pattern=re.compile(r"not a supported wheel"), explain=_tag_refused),
+    Rule(checks=("install",), pattern=re.compile(r"does not match (the )?filename|"
+                                                 r"inconsistent version", re.I),
+         explain=_renamed),
     Rule(checks=("import", "install"), pattern=re.compile(r"MINGW_BIN"), explain=_mingw),
     Rule(checks=("import",), pattern=re.compile(
-        r"(?P<soname>lib(?P<lib>[A-Za-z0-9_+]+?)(-[0-9a-f]+)?\.so[.0-9]*): cannot open shared "
+        r"(?P<soname>[^\s:'\"]*lib(?P<lib>[A-Za-z0-9_+]+?)(-[0-9a-f]+)?\.so[.0-9]*): cannot "
+        r"open shared "
         r"object file"), explain=_not_bundled),
     Rule(checks=("import",), pattern=re.compile(
         r"does not define module export function \(PyInit_(?P<name>\w+)\)"), explain=_pyinit),

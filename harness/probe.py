@@ -532,7 +532,11 @@ def main(argv: list[str]) -> int:
     sys.stdout = sys.stderr
     try:
         if spec["mode"] == "cell":
-            return cell_mode(spec, source)
+            code = cell_mode(spec, source)
+            if spec.get("linger"):  # --keep-failed: stay up so the cell can be entered
+                emit("linger", seconds=spec["linger"])
+                time.sleep(spec["linger"])
+            return code
         return checks_mode(spec)
     except BaseException as exc:
         emit("error", stage=spec.get("mode"), message="%s: %s" % (type(exc).__name__, exc),

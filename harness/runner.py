@@ -124,8 +124,8 @@ def run_cell(cell: Cell, ctx: RunContext, factory: EnvironmentFactory) -> CellRe
         result = replace(result, reason=f"{result.reason} ({note})")
     kept = getattr(env, "kept", None)
     if kept:
-        result = replace(result, reason=f"{result.reason} [kept: docker exec -it {kept} sh; "
-                         f"docker rm -f {kept}]")
+        result = replace(result, reason=f"{result.reason} [kept for an hour: docker exec -it "
+                         f"{kept} sh (the venv is /tmp/cell/venv); then docker rm -f {kept}]")
     return explain(replace(result, seconds=time.monotonic() - start), ctx.wheel, ctx.package)
 
 

@@ -188,9 +188,11 @@ def judge(run: ProbeRun, *, cell_id: str, kind: str, wheel: WheelInfo,
     if facts:
         reported["tags"] = _tags_check(wheel, package)
     died = ""
-    if checks_exit is not None and checks_exit.get("returncode") not in (0, None):
-        died = (f"the Python process died ({_signal_name(checks_exit.get('returncode'))})"
-                f": {checks_exit.get('stderr', '')[-800:]}")
+    if checks_exit is not None:  # whatever is still missing, the package's process ended first
+        rc = checks_exit.get("returncode")
+        tail = str(checks_exit.get("stderr", "")).strip()[-800:]
+        died = (f"the Python process {'exited' if rc == 0 else 'died'} "
+                f"({_signal_name(rc)}) before reporting" + (f": {tail}" if tail else ""))
     results: list[CheckResult] = []
     blocked = False
     for name in order:

@@ -31,11 +31,11 @@ class ProbeSpec:
     package: Package
     wheel: WheelInfo
 
-    def to_json(self, *, wheel_path: str, uv: str, workdir: str) -> str:
+    def to_json(self, *, wheel_path: str, uv: str, workdir: str, linger: int = 0) -> str:
         """The probe's command-line argument for one cell."""
         pkg = self.package
         return json.dumps({
-            "mode": "cell", "wheel": wheel_path, "uv": uv, "workdir": workdir,
+            "mode": "cell", "wheel": wheel_path, "uv": uv, "workdir": workdir, "linger": linger,
             "package": {
                 "distribution": pkg.distribution, "import_name": pkg.import_name,
                 "version_from": list(pkg.version_from), "libraries": list(pkg.bundled_libraries),
@@ -45,9 +45,10 @@ class ProbeSpec:
             },
         })
 
-    def argv(self, python: str, **where: str) -> list[str]:
+    def argv(self, python: str, **where: str | int) -> list[str]:
         """``python -I -c BOOTSTRAP SOURCE SPEC``: nothing needed on the target's disk."""
-        return [python, "-I", "-c", probe.BOOTSTRAP, PROBE_SOURCE, self.to_json(**where)]
+        return [python, "-I", "-c", probe.BOOTSTRAP, PROBE_SOURCE,
+                self.to_json(**where)]  # type: ignore[arg-type]
 
 
 def parse_events(stdout: str) -> tuple[dict[str, Any], ...]:

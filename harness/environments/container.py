@@ -17,6 +17,7 @@ import docker.errors
 import requests.exceptions
 from docker.models.containers import Container
 
+from harness import probe
 from harness.environments.base import CellEnvironment, ProbeSpec, cell_variables, parse_events
 from harness.liveness import pid_alive
 from harness.verdict import ProbeRun
@@ -24,6 +25,7 @@ from harness.verdict import ProbeRun
 LABEL = "q-kangaroo-smoke"
 WHEEL_MOUNT = "/wheel"
 IMAGE_UV = "/usr/local/bin/uv"
+KEEP_SECONDS = 3600  # --keep-failed: how long a kept cell stays up to be entered
 OTHER_HOST_GRACE = timedelta(hours=24)  # a shared engine: other hosts' runs may be alive
 
 
@@ -36,6 +38,8 @@ def run_labels(run_id: str, cell_id: str) -> dict[str, str]:
 def _orphaned(container: Container) -> bool:
     """Left by a harness that is gone: its pid is dead here, or another host's and stale."""
     labels = container.labels
+    if labels.get(f"{LABEL}.keep") and container.status == "running":
+        return False  # kept for debugging and still up: someone may be inside
     if labels.get(f"{LABEL}.host") == socket.gethostname():
         return not pid_alive(int(labels.get(f"{LABEL}.pid", "0") or 0))
     created = datetime.fromisoformat(container.attrs["Created"][:19]).replace(tzinfo=timezone.utc)
@@ -113,19 +117,21 @@ class ContainerEnvironment(CellEnvironment):
         """Create, start, wait (bounded), collect output; the container is always removed."""
         wheel = spec.wheel.path
         argv = spec.argv(self.python, wheel_path=f"{WHEEL_MOUNT}/{wheel.name}", uv=IMAGE_UV,
-                         workdir="/tmp/cell")
+                         workdir="/tmp/cell", linger=KEEP_SECONDS if self.keep_failed else 0)
+        labels = {**self.labels, f"{LABEL}.keep": "1"} if self.keep_failed else self.labels
         env = cell_variables("/tmp", "/tmp")
         start = time.monotonic()
         try:
             with locked_down(self.client, image=self.image, command=argv,
-                             wheel_dir=wheel.parent, labels=self.labels) as handle:
+                             wheel_dir=wheel.parent, labels=labels) as handle:
                 c = handle.container
                 with self._lock:
                     if self._aborted:
                         return ProbeRun(infra_error="interrupted", environment=env)
                     self._container = c
                 c.start()
-                timed_out, status = self._wait(c, timeout)
+                wait = self._wait_for_linger if self.keep_failed else self._wait
+                timed_out, status = wait(c, timeout)
                 out = c.logs(stdout=True, stderr=False).decode("utf-8", "replace")
                 err = c.logs(stdout=False, stderr=True).decode("utf-8", "replace")
                 run = ProbeRun(events=parse_events(out), returncode=status, stderr=err,
@@ -135,7 +141,8 @@ class ContainerEnvironment(CellEnvironment):
                 self.kept = c.name if handle.keep else None
                 return run
         except docker.errors.ImageNotFound:
-            return ProbeRun(infra_error=f"image {self.image} not found; run `nox -s images`",
+            return ProbeRun(infra_error=f"image {self.image} not found on the engine: build "
+                            "it (`nox -s images` for recipes under images/) or `docker pull` it",
                             environment=env)
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
             reason = "interrupted" if self._aborted else f"docker: {exc}"
@@ -154,6 +161,21 @@ class ContainerEnvironment(CellEnvironment):
             c.kill()
             c.wait(timeout=30)
             return True, None
+
+    @staticmethod
+    def _wait_for_linger(c: Container, timeout: float) -> tuple[bool, int | None]:
+        """--keep-failed: the probe stays up after its work; wait for its 'linger' event."""
+        deadline = time.monotonic() + timeout
+        marker = f'{probe.MARKER}{{"event": "linger"'.encode()
+        while time.monotonic() < deadline:
+            c.reload()
+            if c.status not in ("created", "running"):
+                return False, int(c.attrs["State"]["ExitCode"])
+            if marker in c.logs(stdout=True, stderr=False):
+                return False, 0
+            time.sleep(0.2)
+        c.kill()
+        return True, None
 
     def abort(self) -> None:
         """Kill and remove the running container (thread-safe)."""

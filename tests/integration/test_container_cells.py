@@ -155,7 +155,12 @@ def test_keep_failed_keeps_the_container_and_says_how_to_enter(
     assert "docker exec -it" in reason
     kept = smoke_containers(docker_client, run=run.report["run_id"])  # type: ignore[index]
     assert len(kept) == 1
-    kept[0].remove(force=True)
+    try:
+        assert kept[0].status == "running"
+        code, out = kept[0].exec_run(["sh", "-c", "ls /tmp/cell/venv/lib/*/site-packages"])
+        assert code == 0 and b"q_kangaroo" in out
+    finally:
+        kept[0].remove(force=True)
 
 
 def test_no_engine_is_error_with_one_line_and_venvs_still_run(

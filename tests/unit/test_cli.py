@@ -94,3 +94,15 @@ def test_unwritable_report_dir_is_refused_before_running(
     blocker.write_text("")
     assert cli.main([str(wheels["good"]), "--report-dir", str(blocker)]) == 2
     assert "cannot write reports there" in one_error_line(capsys)
+
+
+def test_unknown_recipe_name_is_a_matrix_error(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    data = yaml.safe_load(cli.DEFAULT_MATRIX.read_text())
+    data["environments"] = {"container": [{"image": "debian10-py3.7"}]}
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert cli.main(["--matrix", str(path), "x.whl"]) == 2
+    assert "image 'debian10-py3.7' is not a recipe under images/" in one_error_line(capsys)

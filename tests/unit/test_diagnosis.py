@@ -85,3 +85,24 @@ def test_provenance_outside_the_wheel() -> None:
 def test_unclean_environment_is_explained() -> None:
     d = diagnose("sterility", status="fail", detail="dlopen(libgmp.so.10) succeeded")
     assert "not clean" in d.title and "images/" in d.advice
+
+
+def test_package_loading_the_system_gmp_itself() -> None:
+    d = diagnose("import", status="fail", detail="OSError: /usr/lib/x86_64-linux-gnu/"
+                 "libgmp.so.10: cannot open shared object file: No such file or directory")
+    assert d.title == "the package loads the system's libgmp itself"
+
+
+def test_bundled_copy_removed_after_repair() -> None:
+    wheel = make_wheel()
+    wheel = type(wheel)(**{**wheel.__dict__, "files": tuple(
+        f for f in wheel.files if ".libs/" not in f)})
+    d = diagnose("import", wheel=wheel, status="fail", detail="ImportError: "
+                 "libgmp-1a2b3c4d.so.10: cannot open shared object file: No such file")
+    assert d.title == "the bundled libgmp is missing from the wheel"
+
+
+def test_signed_overflow_wording() -> None:
+    d = diagnose("partition_gf", status="fail", detail="term 406: got -5, expected 6",
+                 first_bad_index=406, bits_at_bad=64, max_bits_before_bad=63)
+    assert "signed 64-bit" in d.advice

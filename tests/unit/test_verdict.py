@@ -122,3 +122,12 @@ def test_versions_compare_by_pep_440(values: dict[str, Any], verdict: Verdict) -
     events = replace_check(passing_events(), "version", status="fail", expected="1.0.0rc1",
                            values=values)
     assert run(events).verdict is verdict
+
+
+def test_package_ending_the_process_mid_check_is_a_fail_not_an_error() -> None:
+    events = [*passing_events()[:5], {"event": "check_started", "name": "partition_gf"},
+              {"event": "checks_exit", "returncode": 0, "stderr": ""}]
+    result = run(events)
+    assert result.verdict is Verdict.FAIL
+    assert result.check("partition_gf").detail == (  # type: ignore[union-attr]
+        "the Python process exited (exit status 0) before reporting")
