@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -35,7 +37,8 @@ def _install(session: nox.Session) -> None:
 
 
 def _fixture_wheel(session: nox.Session, variant: str = "good") -> str:
-    """Build (or reuse) a fixture wheel; print what happens; return its path."""
+    """Build (or reuse) a fixture wheel; return its path."""
+    session.log(f"fixture wheel {variant!r}: built once (~20 s), then cached by content")
     out = session.run("python", str(FIXTURE_BUILD), variant, silent=True)
     assert isinstance(out, str)
     return out.strip().splitlines()[-1].split("\t", 1)[1]
@@ -54,7 +57,26 @@ def _smoke(session: nox.Session, extra: list[str]) -> None:
     else:
         wheel = _fixture_wheel(session)
     _ensure_engine(session)  # not fatal: without an engine, container cells say ERROR
-    session.run("python", "-m", "harness", wheel, *extra, *args)
+    _harness(session, wheel, *extra, *args)
+
+
+def _harness(session: nox.Session, *args: str) -> None:
+    """Run the harness and keep its exit code (nox would turn every failure into 1)."""
+    cmd = [str(Path(str(session.bin)) / "python"), "-m", "harness", *args]
+    session.log(" ".join(cmd))
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    # Ctrl-C / SIGTERM go to the harness, which cleans up and writes its report
+    forward = {s: signal.signal(s, lambda sig, _: proc.send_signal(sig))
+               for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = proc.wait()
+    finally:
+        for s, handler in forward.items():
+            signal.signal(s, handler)
+    if code:
+        session.log(f"harness exit code {code} (1 FAIL/INVALID/TIMEOUT, 2 input/infra, "
+                    "130 interrupted)")
+        sys.exit(code)
 
 
 @nox.session
@@ -99,6 +121,7 @@ def lint(session: nox.Session) -> None:
     _install(session)
     session.run("ruff", "check", ".")
     session.run("mypy", "harness")
+    session.run("python", "-m", "harness.schema", "--check")
 
 
 @nox.session

@@ -167,6 +167,9 @@ def run_all(cells: Sequence[Cell], ctx: RunContext, factory: EnvironmentFactory,
                 results[result.cell_id] = result
                 on_result(result)
     except (_Interrupt, KeyboardInterrupt):
+        if in_main:  # a second Ctrl-C must not cut the clean-up short
+            for s in old:
+                signal.signal(s, signal.SIG_IGN)
         ctx.abort_all()
         for fut in futures:
             fut.cancel()

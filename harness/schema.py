@@ -105,5 +105,9 @@ def render() -> str:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--check"]:
+        if SCHEMA_PATH.read_text() != render():
+            sys.exit(f"{SCHEMA_PATH} is stale: run python -m harness.schema")
+        sys.exit(0)
     SCHEMA_PATH.write_text(render())
     sys.stdout.write(f"wrote {SCHEMA_PATH}\n")
