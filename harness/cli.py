@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -60,27 +61,43 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_args(args: argparse.Namespace) -> None:
-    """Numbers on the command line must make sense."""
-    if args.timeout is not None and args.timeout <= 0:
-        raise InputError(f"--timeout {args.timeout:g}: give a number of seconds above 0")
-    if args.jobs is not None and args.jobs < 1:
-        raise InputError(f"--jobs {args.jobs}: give at least 1")
-    if any(not s.strip(" ,") for s in args.select):
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """What the command line asked for, checked."""
+
+    wheel: Path | None
+    matrix: Path
+    select: tuple[str, ...] = ()
+    jobs: int | None = None
+    timeout: float | None = None
+    report_dir: Path = Path("reports")
+    keep_failed: bool = False
+    build_images: bool = True
+    list_only: bool = False
+
+
+def parse_options(argv: Sequence[str] | None) -> Options:
+    """argv -> Options; numbers that make no sense are an InputError."""
+    a = parser().parse_args(argv)
+    if a.timeout is not None and a.timeout <= 0:
+        raise InputError(f"--timeout {a.timeout:g}: give a number of seconds above 0")
+    if a.jobs is not None and a.jobs < 1:
+        raise InputError(f"--jobs {a.jobs}: give at least 1")
+    if any(not s.strip(" ,") for s in a.select):
         raise InputError("--select '': an empty pattern; give a cell id or pattern "
                          "(python -m harness --list shows them)")
+    return Options(wheel=a.wheel, matrix=a.matrix, select=tuple(a.select), jobs=a.jobs,
+                   timeout=a.timeout, report_dir=a.report_dir, keep_failed=a.keep_failed,
+                   build_images=not a.no_build_images, list_only=a.list)
 
 
-def load_cells(args: argparse.Namespace) -> tuple[matrix.Matrix, list[cells_mod.Cell]]:
+def load_cells(opts: Options) -> tuple[matrix.Matrix, list[cells_mod.Cell]]:
     """Matrix -> the selected cells (with any timeout override)."""
-    check_args(args)
-    m = matrix.load(args.matrix)
-    cells = cells_mod.select(cells_mod.expand(m), args.select)
+    m = matrix.load(opts.matrix)
+    cells = cells_mod.select(cells_mod.expand(m), opts.select)
     check_images(m, cells)
-    if args.timeout is not None:
-        from dataclasses import replace
-
-        cells = [replace(c, timeout=args.timeout) for c in cells]
+    if opts.timeout is not None:
+        cells = [replace(c, timeout=opts.timeout) for c in cells]
     return m, cells
 
 
@@ -132,29 +149,29 @@ def exit_code(results: Sequence[CellResult], interrupted: bool) -> int:
     return EXIT_PASS if results else EXIT_INPUT
 
 
-def run(args: argparse.Namespace, out: Console) -> int:
+def run(opts: Options, out: Console) -> int:
     """The whole pipeline for one wheel."""
-    m, cells = load_cells(args)
-    if args.list:
+    m, cells = load_cells(opts)
+    if opts.list_only:
         return list_cells(cells)
-    if args.wheel is None:
+    if opts.wheel is None:
         raise InputError("no wheel given; pass a .whl or a directory of wheels "
                                 "(`nox -s smoke` builds the fixture wheel for you)")
-    wheel_path = wheel.resolve(args.wheel, m.package)
+    wheel_path = wheel.resolve(opts.wheel, m.package)
     wheel.inspect(wheel_path)  # bad wheels are refused now, named as the user gave them
-    writable_report_dir(args.report_dir)
+    writable_report_dir(opts.report_dir)
     started = time.time()
-    jobs = args.jobs or m.jobs or os.cpu_count() or 2
+    jobs = opts.jobs or m.jobs or os.cpu_count() or 2
     with run_directory(wheel_path) as (run_id, root, staged):
         info = wheel.inspect(staged)
         out.print(f"[bold]{info.filename}[/] sha256 {info.sha256[:16]}… — {len(cells)} "
                   f"cell{'s' if len(cells) != 1 else ''}, {jobs} at a time", highlight=False)
         ctx = RunContext(run_id=run_id, root=root, wheel=info, package=m.package,
-                         keep_failed=args.keep_failed)
+                         keep_failed=opts.keep_failed)
         results: list[CellResult] = []
         try:
             prepare(ctx, cells, lambda line: out.print(escape(line), highlight=False),
-                    build_images=not args.no_build_images)
+                    build_images=opts.build_images)
             with console.Progress(cells, out) as progress:
                 results = run_all(cells, ctx, make_environment, jobs=jobs,
                                   on_start=progress.started, on_result=progress.finished)
@@ -166,7 +183,7 @@ def run(args: argparse.Namespace, out: Console) -> int:
                                   started=started, finished=time.time(),
                                   interrupted=interrupted, exit_code=code,
                                   selected=tuple(c.id for c in cells))
-        paths = report.write(args.report_dir, run_info, results)
+        paths = report.write(opts.report_dir, run_info, results)
     console.summary(out, results, live_shown=out.is_terminal)
     counts = ", ".join(f"{n} {v.value}" for v in Verdict
                        if (n := sum(r.verdict is v for r in results)))
@@ -177,10 +194,9 @@ def run(args: argparse.Namespace, out: Console) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; every bad input is one line and exit 2."""
-    args = parser().parse_args(argv)
     out = Console(stderr=True, soft_wrap=True)
     try:
-        return run(args, out)
+        return run(parse_options(argv), out)
     except HarnessError as exc:
         for line in str(exc).splitlines():
             out.print(f"[red]error:[/] {escape(line)}", highlight=False)

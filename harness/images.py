@@ -33,6 +33,9 @@ import docker
 import docker.errors
 import yaml
 
+from harness import engine, interpreters
+from harness.errors import InfrastructureError
+
 IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
 RECIPES_FILE = IMAGES_DIR / "recipes.yaml"
 PROJECT = "q-kangaroo-smoke"
@@ -141,13 +144,8 @@ def load_recipes() -> dict[str, Recipe]:
 
 def _pyenv_root() -> str:
     """``pyenv root``, or its default when pyenv is not on PATH."""
-    if os.environ.get("PYENV_ROOT"):
-        return os.environ["PYENV_ROOT"]
-    try:
-        out = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=True)
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return str(Path.home() / ".pyenv")
+    root = interpreters.pyenv_root()
+    return str(root if root is not None else Path.home() / ".pyenv")
 
 
 def _newest_interpreter(pattern: str) -> str:
@@ -288,17 +286,11 @@ def recipe_hash(recipe: Recipe, *, client: docker.DockerClient | None = None) ->
 
 
 def _client() -> docker.DockerClient:
-    """A client for the local engine, or an ImageError that says how to start one."""
+    """A client for the engine, or an ImageError that says how to start one."""
     try:
-        client = docker.from_env()
-        client.ping()
-        return client
-    except docker.errors.DockerException as exc:
-        cause = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise ImageError(
-            f"no Docker engine reachable ({cause}); start one as root with "
-            "`dockerd > /tmp/dockerd.log 2>&1 &` or set DOCKER_HOST"
-        ) from exc
+        return engine.connect()
+    except InfrastructureError as exc:
+        raise ImageError(str(exc)) from exc
 
 
 def _get_image(client: docker.DockerClient, ref: str) -> Any | None:
