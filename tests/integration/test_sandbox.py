@@ -73,3 +73,48 @@ def test_without_uv_the_venvs_own_pip_installs(wheels: dict[str, Path], tmp_path
         install = result.check("install")
         assert install is not None and "pip" in install.data["command"][1:3]
     assert [p.name for p in tmp_path.iterdir()] == ["sandbox"]  # cell dirs removed
+
+
+def test_killed_run_leaves_no_venv_process_and_its_dir_is_reaped(
+        wheels: dict[str, Path], tmp_path: Path) -> None:
+    """SIGKILL of the harness: cell processes die with it; the next run removes its dir."""
+    import signal
+    import time
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    data = yaml.safe_load((root / "matrix.yaml").read_text())
+    marker = f"hang-{os.getpid()}-{time.monotonic_ns()}"
+    data["package"]["checks"].append({"name": "hang", "expected": None,
+                                      "expr": f"__import__('time').sleep(600) or {marker!r}"})
+    data["environments"] = {"venv": [{"python": "3.12"}]}
+    matrix_path = tmp_path / "m.yaml"
+    matrix_path.write_text(yaml.safe_dump(data))
+    proc = subprocess.Popen([sys.executable, "-m", "harness", str(wheels["good"]), "--matrix",
+                             str(matrix_path), "--report-dir", str(tmp_path / "r")], cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(root)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def cell_processes() -> list[str]:
+        out = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
+        return [p for p in out.split() if int(p) != proc.pid]
+
+    deadline = time.monotonic() + 60
+    while not cell_processes():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    run_dirs = {p for p in Path("/tmp/q-kangaroo-smoke").glob("run-*")
+                if (p / "owner.pid").read_text() == str(proc.pid)}
+    assert len(run_dirs) == 1
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while cell_processes():
+        assert time.monotonic() < deadline, "cell processes outlived the killed harness"
+        time.sleep(0.1)
+    assert run_dirs.pop().exists()  # left behind by SIGKILL ...
+    assert cli.main([str(wheels["good"]), "--select", "venv-py3.12", "--report-dir",
+                     str(tmp_path / "r2")]) == 0
+    assert not [p for p in Path("/tmp/q-kangaroo-smoke").glob("run-*")
+                if (p / "owner.pid").exists() and (p / "owner.pid").read_text() == str(proc.pid)]
