@@ -106,5 +106,6 @@ def summary(console: Console, results: Sequence[CellResult], *, live_shown: bool
         if r.diagnosis is not None:
             grouped.setdefault((r.diagnosis.title, r.diagnosis.advice), []).append(r.cell_id)
     for (title, advice), ids in grouped.items():
-        console.print(f"[bold]{escape(title)}[/] ({', '.join(ids)}): {escape(advice)}",
+        where = f"all {len(ids)} cells" if len(ids) == len(results) > 1 else ", ".join(ids)
+        console.print(f"[bold]{escape(title)}[/] ({where}): {escape(advice)}",
                       highlight=False)
