@@ -23,6 +23,7 @@ import re
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 import traceback
 from typing import Any
@@ -205,6 +206,13 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def _forward_events(stream: Any) -> None:
+    """Pass the checks process's event lines on as they come (a timeout keeps them)."""
+    for raw in stream:
+        if raw.startswith(MARKER.encode()):
+            os.write(_events_fd, raw if raw.endswith(b"\n") else raw + b"\n")
+
+
 def cell_mode(spec: dict[str, Any], source: str) -> int:
     """Run one whole cell from its base interpreter."""
     package = spec["package"]
@@ -249,11 +257,11 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
     start = time.monotonic()
     with open(os.path.join(work, "checks.stderr"), "w+") as errfile:
         proc = subprocess.Popen(argv, cwd=run_dir, stdout=subprocess.PIPE, stderr=errfile)
-        assert proc.stdout is not None
-        for raw in proc.stdout:  # forwarded as they come: a timeout keeps what was seen
-            if raw.startswith(MARKER.encode()):
-                os.write(_events_fd, raw if raw.endswith(b"\n") else raw + b"\n")
+        pump = threading.Thread(target=_forward_events, args=(proc.stdout,), daemon=True)
+        pump.start()
         returncode = proc.wait()
+        # a process the package forked may keep the pipe open: don't wait for its EOF
+        pump.join(timeout=2.0)
         errfile.seek(0)
         stderr = errfile.read()
     emit("checks_exit", returncode=returncode, stderr=_tail(stderr, 40),
