@@ -20,7 +20,7 @@ STYLE = {Verdict.PASS: "green", Verdict.FAIL: "red", Verdict.INVALID: "magenta",
 
 def one_line(text: str, limit: int = 300) -> str:
     """Collapse whitespace (installer output is multi-line) and cut."""
-    flat = " ".join(text.split())
+    flat = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 

@@ -148,6 +148,21 @@ def _tags_missing(ctx: Context) -> Diagnosis:
                + _sentences(reasons or [ctx.check.detail]))
 
 
+def _tag_lie(ctx: Context) -> Diagnosis:
+    audit = ctx.wheel.audit
+    if audit is not None and audit.external:
+        return Diagnosis(
+            title="the manylinux tag is false: libraries not bundled",
+            advice=f"{ctx.check.detail}. Machines without {', '.join(audit.external)} cannot "
+                   "import it, yet pip will install it there. Build with maturin's repair step "
+                   "(no `--auditwheel skip`) or run `auditwheel repair`.")
+    return Diagnosis(
+        title="the manylinux tag is false: glibc too new",
+        advice=f"{ctx.check.detail}. Older systems the tag admits cannot load it. Build with "
+               "`maturin build --zig --compatibility manylinux2014` (or in a manylinux2014 "
+               "container) so the symbols match the tag.")
+
+
 def _mingw(ctx: Context) -> Diagnosis:
     return Diagnosis(
         title="__init__.py depends on MINGW_BIN",
@@ -161,6 +176,13 @@ def _version(ctx: Context) -> Diagnosis:
     values = ctx.check.data.get("values", {})
     expected = ctx.check.data.get("expected")
     wrong = [k for k, v in values.items() if not same_version(v, expected)]
+    missing = [k for k in wrong if str(values[k]).startswith("<AttributeError")]
+    if missing:
+        return Diagnosis(
+            title="a version attribute is missing",
+            advice=f"{ctx.package.import_name} has no {', '.join(missing)}, which the matrix's "
+                   "version_from lists: add it to the package, or fix version_from in the "
+                   "matrix.")
     if any(k.endswith("()") for k in wrong):
         return Diagnosis(
             title="stale extension module (.so) in the wheel",
@@ -230,6 +252,8 @@ def _unclean(ctx: Context) -> Diagnosis:
 RULES: tuple[Rule, ...] = (
     Rule(checks=("sterility",), pattern=re.compile(r".+"), explain=_unclean),
     Rule(checks=("tags",), pattern=re.compile(r"must carry"), explain=_tags_missing),
+    Rule(checks=("tags",), pattern=re.compile(r"auditwheel finds only|needs glibc"),
+         explain=_tag_lie),
     Rule(checks=("install",), pattern=re.compile(r"not a supported wheel"), explain=_tag_refused),
     Rule(checks=("install",), pattern=re.compile(r"does not match (the )?filename|"
                                                  r"inconsistent version", re.I),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,6 +152,11 @@ def load(path: Path) -> Matrix:
         raise InputError("\n".join(errors))
     matrix = parse(data, path)
     for i, check in enumerate(matrix.package.checks):
+        try:
+            json.dumps(check.expected, allow_nan=True)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{path}: package.checks[{i}].expected: {exc}; use plain YAML "
+                             "values (numbers, strings, lists, maps) or expected_expr") from exc
         for key in ("expr", "expected_expr"):
             code = getattr(check, key)
             if code is None:

@@ -232,7 +232,8 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
 
     # uv when the cell has it (fast); else the venv's own pip from ensurepip (slow, universal)
     use_uv = os.path.exists(spec["uv"])
-    venv_cmd = [sys.executable, "-m", "venv", *(["--without-pip"] if use_uv else []), venv_dir]
+    venv_cmd = [sys.executable, "-I", "-S", "-m", "venv",  # no host site-packages, no .pth
+                *(["--without-pip"] if use_uv else []), venv_dir]
     rc, out, err, secs = _run(venv_cmd, run_dir)
     emit("venv", returncode=rc, seconds=secs, output=_tail(out + err))
     if rc != 0:
@@ -256,13 +257,16 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
     argv = [venv_python, "-I", "-c", BOOTSTRAP, source, json.dumps(child_spec)]
     start = time.monotonic()
     with open(os.path.join(work, "checks.stderr"), "w+") as errfile:
-        proc = subprocess.Popen(argv, cwd=run_dir, stdout=subprocess.PIPE, stderr=errfile)
+        # the loader logs every library any process of the package loads (provenance)
+        env = dict(os.environ, LD_DEBUG="libs,files", LD_DEBUG_OUTPUT=os.path.join(work, "ld"))
+        proc = subprocess.Popen(argv, cwd=run_dir, stdout=subprocess.PIPE, stderr=errfile,
+                                env=env)
         pump = threading.Thread(target=_forward_events, args=(proc.stdout,), daemon=True)
         pump.start()
         returncode = proc.wait()
         # a process the package forked may keep the pipe open: don't wait for its EOF
         pump.join(timeout=2.0)
-        errfile.seek(0)
+        errfile.seek(max(0, errfile.seek(0, 2) - 65536))  # the tail is what matters
         stderr = errfile.read()
     emit("checks_exit", returncode=returncode, stderr=_tail(stderr, 40),
          seconds=time.monotonic() - start)
@@ -298,12 +302,15 @@ class Reference:
 
 
 def _normalise(value: object) -> object:
-    if isinstance(value, (tuple, range)):
-        return list(value)
-    if isinstance(value, (list, dict, str, bytes, int, float, bool)) or value is None:
+    """Into what YAML/JSON can express: sequences -> lists, mapping keys -> str, deeply."""
+    if isinstance(value, dict):
+        return {str(k): _normalise(v) for k, v in value.items()}
+    if isinstance(value, (str, bytes, int, float, bool)) or value is None:
         return value
+    if isinstance(value, (list, tuple, range)):
+        return [_normalise(v) for v in value]
     try:
-        return list(value)  # type: ignore[call-overload]
+        return [_normalise(v) for v in value]  # type: ignore[attr-defined]
     except TypeError:
         return value
 
@@ -338,9 +345,24 @@ def _exception(exc: BaseException) -> dict[str, object]:
                 type(exc), exc, exc.__traceback__)), 30)}
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _distribution(name: str) -> Any:
+    """The installed distribution by PEP 503 name (3.9's importlib.metadata doesn't normalise)."""
+    try:
+        return importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        for dist in importlib.metadata.distributions():
+            if _canonical(dist.metadata["Name"] or "") == _canonical(name):
+                return dist
+        raise
+
+
 def _dist_files(distribution: str) -> set[str]:
     try:
-        files = importlib.metadata.distribution(distribution).files or []
+        files = _distribution(distribution).files or []
     except importlib.metadata.PackageNotFoundError:
         return set()
     return {os.path.realpath(str(f.locate())) for f in files}
@@ -356,8 +378,26 @@ def _inside(path: str, dirs: list[str]) -> bool:
     return any(real == d or real.startswith(d + os.sep) for d in dirs)
 
 
+def _extension_modules(name: str, record: set[str], site: list[str]) -> list[str]:
+    """Dotted names of the package's extension modules, from the installed RECORD."""
+    import importlib.machinery
+
+    found = []
+    for path in sorted(record):
+        base = next((d for d in site if path.startswith(d + os.sep)), None)
+        suffix = next((x for x in importlib.machinery.EXTENSION_SUFFIXES
+                       if path.endswith(x)), None)
+        if base is None or suffix is None:
+            continue
+        parts = os.path.relpath(path[: -len(suffix)], base).split(os.sep)
+        if parts[0] == name and all(p.isidentifier() for p in parts):
+            found.append(".".join(parts))
+    return found
+
+
 def check_import(package: dict[str, Any]) -> object:
-    """Import the package from an empty cwd; prove it came from the installed wheel."""
+    """Import the package from an empty cwd; prove it came from the installed wheel, and
+    that every extension module it ships loads (a fallback must not hide a broken one)."""
     name = package["import_name"]
     start = time.monotonic()
     try:
@@ -366,16 +406,28 @@ def check_import(package: dict[str, Any]) -> object:
         check("import", "fail", "%s: %s" % (type(exc).__name__, exc),
               seconds=time.monotonic() - start, exception=_exception(exc))
         return None
-    seconds = time.monotonic() - start
     site = _site_dirs()
     record = _dist_files(package["distribution"])
+    hidden = None
+    for ext in _extension_modules(name, record, site):
+        try:
+            importlib.import_module(ext)
+        except BaseException as err:
+            hidden = (ext, err)
+            break
+    seconds = time.monotonic() - start
     loaded = {k: str(m.__file__) for k, m in list(sys.modules.items())
               if (k == name or k.startswith(name + ".")) and getattr(m, "__file__", None)}
     outside = [f for f in loaded.values() if not _inside(f, site)]
     unrecorded = [f for f in loaded.values() if os.path.realpath(f) not in record]
     data = {"file": getattr(module, "__file__", None), "modules": loaded,
             "site_packages": site, "seconds": seconds}
-    if outside:
+    if hidden is not None:
+        ext, failure = hidden
+        check("import", "fail", "%s imported, but its extension %s does not load (%s: %s)"
+              % (name, ext, type(failure).__name__, failure), exception=_exception(failure),
+              **data)
+    elif outside:
         check("import", "fail", "imported from outside site-packages (%s): %s"
               % (", ".join(site), ", ".join(outside)), **data)
     elif unrecorded:
@@ -399,7 +451,7 @@ def check_version(module: object, package: dict[str, Any]) -> None:
     start = time.monotonic()
     values: dict[str, object] = {}
     try:
-        values["metadata"] = importlib.metadata.version(package["distribution"])
+        values["metadata"] = _distribution(package["distribution"]).version
     except importlib.metadata.PackageNotFoundError as exc:
         values["metadata"] = "<missing: %s>" % exc
     for source in package["version_from"]:
@@ -432,11 +484,16 @@ def check_declared(module: object, package: dict[str, Any], spec: dict[str, Any]
                   exc), exception=_exception(exc), seconds=time.monotonic() - start)
             continue
         seconds = time.monotonic() - start
-        if "expected_expr" in decl:
-            expected = _normalise(eval(decl["expected_expr"], namespace))
-        else:
-            expected = decl["expected"]
-        ok, detail, data = _compare(got, expected)
+        try:  # from here on a failure is the matrix's, not the wheel's
+            if "expected_expr" in decl:
+                expected = _normalise(eval(decl["expected_expr"], namespace))
+            else:
+                expected = _normalise(decl["expected"])
+            ok, detail, data = _compare(got, expected)
+        except Exception as exc:
+            check(decl["name"], "error", "the matrix's expected value failed: %s: %s"
+                  % (type(exc).__name__, exc), exception=_exception(exc), seconds=seconds)
+            continue
         bits = _bits(expected)
         summary = "%d terms, up to 2^%d" % (len(expected), bits) if isinstance(
             expected, list) else repr(expected)[:80]
@@ -492,6 +549,31 @@ def _is_library(path: str, lib: str) -> bool:
     return bool(soname and pattern.match(soname))
 
 
+def _loader_log_paths() -> list[str]:
+    """Every library the loader loaded in this process and its children (glibc LD_DEBUG)."""
+    import glob
+
+    prefix = os.environ.get("LD_DEBUG_OUTPUT")
+    found: list[str] = []
+    for log in sorted(glob.glob(prefix + ".*")) if prefix else []:
+        last_try = ""
+        with open(log, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                text = line.split(":", 1)[-1].strip()
+                path = ""
+                if text.startswith("trying file="):
+                    last_try = text[len("trying file="):]
+                elif text.startswith("file=") and text.endswith("generating link map"):
+                    name = text[len("file="):].split(" [", 1)[0]
+                    path = name if name.startswith("/") else last_try
+                elif text.startswith("calling init: "):
+                    path = text[len("calling init: "):]
+                path = os.path.normpath(path) if path.startswith("/") else ""
+                if path and path not in found:
+                    found.append(path)
+    return found
+
+
 def check_provenance(package: dict[str, Any]) -> None:
     """Which copies of the native libraries the process mapped: all from inside the wheel."""
     start = time.monotonic()
@@ -500,13 +582,16 @@ def check_provenance(package: dict[str, Any]) -> None:
         return
     record = _dist_files(package["distribution"])
     mapped = _mapped_paths()
+    logged = _loader_log_paths()  # also what was unloaded again, or loaded by a subprocess
+    seen = mapped + [p for p in logged if p not in mapped]
     report: dict[str, list[str]] = {}
     outside: list[str] = []
     for lib in package["libraries"]:
-        hits = [p for p in mapped if _is_library(p, lib)]
+        hits = [p for p in seen if _is_library(p, lib)]
         report[lib] = hits
         outside += [p for p in hits if os.path.realpath(p) not in record]
-    data = {"libraries": report, "mapped": mapped, "seconds": time.monotonic() - start}
+    data = {"libraries": report, "mapped": mapped, "loader_log": logged,
+            "seconds": time.monotonic() - start}
     found = [p for hits in report.values() for p in hits]
     libs = ", ".join("lib" + lib for lib in package["libraries"])
     if outside:

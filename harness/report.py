@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -76,6 +77,14 @@ def to_json(run: RunInfo, results: Sequence[CellResult]) -> dict[str, Any]:
     }
 
 
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """What a package printed may hold NULs, escapes, lone surrogates: XML 1.0 cannot."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
 def to_junit(run: RunInfo, results: Sequence[CellResult]) -> ET.ElementTree:
     """JUnit XML: a testsuite per cell, a testcase per check."""
     suites = ET.Element("testsuites", name=f"smoke {run.wheel.filename}")
@@ -86,14 +95,15 @@ def to_junit(run: RunInfo, results: Sequence[CellResult]) -> ET.ElementTree:
             counts["tests"] += 1
             case = ET.SubElement(suite, "testcase", classname=r.cell_id, name=c.name,
                                  time=f"{c.seconds or 0:.3f}")
-            message = c.detail or r.reason
+            message = xml_text(c.detail or r.reason)
+            reason = xml_text(r.reason)
             if c.status == "fail" and r.verdict is Verdict.INVALID:
                 counts["errors"] += 1
                 ET.SubElement(case, "error", message=f"INVALID: {message}",
                               type="invalid").text = message
             elif c.status == "fail":
                 counts["failures"] += 1
-                text = message + (f"\n{r.diagnosis.title}: {r.diagnosis.advice}"
+                text = message + (xml_text(f"\n{r.diagnosis.title}: {r.diagnosis.advice}")
                                   if r.diagnosis and r.failed_check is c else "")
                 ET.SubElement(case, "failure", message=message[:500], type="fail").text = text
             elif c.status in ("error", "timeout"):
@@ -101,11 +111,11 @@ def to_junit(run: RunInfo, results: Sequence[CellResult]) -> ET.ElementTree:
                 ET.SubElement(case, "error", message=message[:500], type=c.status).text = message
             elif c.status == "not run" and r.verdict in (Verdict.ERROR, Verdict.TIMEOUT):
                 counts["errors"] += 1
-                ET.SubElement(case, "error", message=r.reason[:500],
-                              type=r.verdict.value.lower()).text = r.reason
+                ET.SubElement(case, "error", message=reason[:500],
+                              type=r.verdict.value.lower()).text = reason
             elif c.status in ("skip", "not run"):
                 counts["skipped"] += 1
-                ET.SubElement(case, "skipped", message=c.detail or "not run")
+                ET.SubElement(case, "skipped", message=xml_text(c.detail) or "not run")
         for k, v in counts.items():
             suite.set(k, str(v))
     return ET.ElementTree(suites)

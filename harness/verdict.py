@@ -13,7 +13,7 @@ from packaging.version import InvalidVersion, Version
 
 from harness import tags
 from harness.matrix import Package
-from harness.wheel import WheelInfo
+from harness.wheel import WheelInfo, claimed_glibc
 
 
 class Verdict(enum.Enum):
@@ -88,19 +88,41 @@ class CellResult:
 def check_order(package: Package) -> list[str]:
     """The checks of every cell, in the order they run."""
     return ["tags", "sterility", "install", "import", "version",
-            *(c.name for c in package.checks), "provenance"]
+            *(c.name for c in package.checks), "provenance", "exit"]
+
+
+def _tag_lies(wheel: WheelInfo) -> list[str]:
+    """Platform tags the wheel does not live up to, per auditwheel."""
+    audit = wheel.audit
+    if audit is None or audit.error:
+        return []
+    actual = claimed_glibc(audit.policy)
+    lies = []
+    for platform in sorted({t.platform for t in wheel.tags}):
+        promised = claimed_glibc(platform)
+        if promised is None:
+            continue
+        if actual is None:
+            lies.append(f"tagged {platform} but auditwheel finds only {audit.policy}: it needs "
+                        f"{', '.join(audit.external) or 'libraries'} outside the manylinux "
+                        "base system, not bundled")
+        elif actual > promised:
+            lies.append(f"tagged {platform} but it needs glibc {audit.glibc} "
+                        f"(GLIBC_{audit.glibc} symbols)")
+    return lies
 
 
 def _tags_check(wheel: WheelInfo, package: Package) -> CheckResult:
+    """The wheel carries the tags the matrix requires, and its platform tags are true."""
     have = sorted(str(t) for t in wheel.tags)
     missing = [p for p in package.wheel_tags if not fnmatch.filter(have, p)]
-    if missing:
-        return CheckResult(name="tags", status="fail", data={"wheel_tags": have,
-                           "required": list(package.wheel_tags), "missing": missing},
-                           detail=f"wheel is tagged {'.'.join(have)} but must carry "
-                                  + ", ".join(missing))
-    return CheckResult(name="tags", status="pass", detail=", ".join(have),
-                       data={"wheel_tags": have})
+    problems = ([f"wheel is tagged {'.'.join(have)} but must carry " + ", ".join(missing)]
+                if missing else []) + _tag_lies(wheel)
+    data = {"wheel_tags": have, "required": list(package.wheel_tags), "missing": missing,
+            "audit": None if wheel.audit is None else vars(wheel.audit)}
+    if problems:
+        return CheckResult(name="tags", status="fail", detail="; ".join(problems), data=data)
+    return CheckResult(name="tags", status="pass", detail=", ".join(have), data=data)
 
 
 def _install_check(reported: CheckResult, wheel: WheelInfo,
@@ -167,6 +189,9 @@ def judge(run: ProbeRun, *, cell_id: str, kind: str, wheel: WheelInfo,
         if kind_ == "facts":
             facts = {k: v for k, v in ev.items() if k != "event"}
         elif kind_ == "check":
+            if ev["name"] in reported:  # only the package could have written this
+                errors.append(f"check {ev['name']!r} reported twice: something in the package "
+                              "wrote to the probe's event channel")
             reported[ev["name"]] = CheckResult(
                 name=ev["name"], status=ev["status"], detail=ev.get("detail", ""),
                 seconds=ev.get("data", {}).get("seconds"), data=ev.get("data", {}))
@@ -193,10 +218,16 @@ def judge(run: ProbeRun, *, cell_id: str, kind: str, wheel: WheelInfo,
         tail = str(checks_exit.get("stderr", "")).strip()[-800:]
         died = (f"the Python process {'exited' if rc == 0 else 'died'} "
                 f"({_signal_name(rc)}) before reporting" + (f": {tail}" if tail else ""))
+        reported["exit"] = CheckResult(
+            name="exit", status="pass" if rc == 0 else "fail",
+            seconds=checks_exit.get("seconds"), data={"returncode": rc},
+            detail="exit status 0" if rc == 0 else f"the Python process ended with "
+                   f"{_signal_name(rc)} after the checks (atexit handlers, finalisers)"
+                   + (f": {tail}" if tail else ""))
     results: list[CheckResult] = []
     blocked = False
     for name in order:
-        if name in reported:
+        if name in reported and not (blocked and name == "exit"):
             results.append(reported[name])
             blocked = blocked or (reported[name].status != "pass" and name in (
                 "sterility", "install", "import"))
@@ -217,8 +248,11 @@ def judge(run: ProbeRun, *, cell_id: str, kind: str, wheel: WheelInfo,
     statuses = {r.name: r.status for r in results}
     failed = sorted((r for r in results if r.status == "fail"), key=lambda r: r.name == "tags")
     broken = [r for r in results if r.status == "error"]
+    forged = [e for e in errors if "reported twice" in e]
     if run.infra_error:
         verdict, reason = Verdict.ERROR, run.infra_error
+    elif forged:
+        verdict, reason = Verdict.ERROR, forged[0]
     elif broken:
         verdict, reason = Verdict.ERROR, f"{broken[0].name}: {broken[0].detail}"
     elif statuses.get("sterility") == "fail":

@@ -6,6 +6,7 @@ import fnmatch
 import hashlib
 import io
 import platform
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,16 @@ class ElfFacts:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Audit:
+    """What auditwheel finds the wheel really is, as it is (no grafting)."""
+
+    policy: str  # the best platform tag the wheel satisfies, e.g. manylinux_2_17_x86_64
+    glibc: str | None  # highest GLIBC_x.y symbol version it needs
+    external: tuple[str, ...]  # libraries it needs that are neither bundled nor allowed
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class WheelInfo:
     """Facts about one wheel file, read without installing it."""
 
@@ -46,6 +57,7 @@ class WheelInfo:
     sha256: str
     files: tuple[str, ...]
     elf: tuple[ElfFacts, ...]
+    audit: Audit | None = None
 
     @property
     def filename(self) -> str:
@@ -60,7 +72,7 @@ class WheelInfo:
     def needs(self, library: str) -> list[str]:
         """NEEDED entries naming ``lib<library>`` across the wheel's shared objects."""
         return sorted({n for e in self.elf for n in e.needed
-                       if n.startswith((f"lib{library}.", f"lib{library}-"))})
+                       if Path(n).name.startswith((f"lib{library}.", f"lib{library}-"))})
 
 
 def _elf_facts(name: str, data: bytes) -> ElfFacts | None:
@@ -89,6 +101,54 @@ def _elf_facts(name: str, data: bytes) -> ElfFacts | None:
                     runpath=tuple(runpath), pyinit=tuple(pyinit))
 
 
+_LEGACY = {"manylinux2014": (2, 17), "manylinux2010": (2, 12), "manylinux1": (2, 5)}
+_MANYLINUX = re.compile(r"^manylinux(?:_(\d+)_(\d+)|2014|2010|1)_(?P<arch>.+)$")
+
+
+def _glibc_of(platform_tag: str) -> tuple[int, int] | None:
+    """glibc version a manylinux platform tag promises (manylinux2014 -> 2.17)."""
+    m = _MANYLINUX.match(platform_tag)
+    if m is None:
+        return None
+    return (int(m[1]), int(m[2])) if m[1] else _LEGACY[platform_tag.split("_", 1)[0]]
+
+
+def _canonical_policy(platform_tag: str) -> str:
+    m = _MANYLINUX.match(platform_tag)
+    glibc = _glibc_of(platform_tag)
+    return f"manylinux_{glibc[0]}_{glibc[1]}_{m['arch']}" if m and glibc else platform_tag
+
+
+def audit(path: Path, tags: frozenset[Tag]) -> Audit | None:
+    """auditwheel's verdict on a manylinux wheel; None for wheels that claim no manylinux."""
+    arches = sorted({m["arch"] for t in tags if (m := _MANYLINUX.match(t.platform))})
+    if not arches:
+        return None
+    from auditwheel.architecture import Architecture
+    from auditwheel.libc import Libc
+    from auditwheel.wheel_abi import analyze_wheel_abi
+
+    try:
+        info = analyze_wheel_abi(Libc.GLIBC, Architecture(arches[0]), path, frozenset(),
+                                 disable_isa_ext_check=True, allow_graft=False)
+    except Exception as exc:  # a wheel auditwheel cannot read is judged by the cells alone
+        return Audit(policy="?", glibc=None, external=(), error=f"{type(exc).__name__}: {exc}")
+    versions = [tuple(int(x) for x in v.split("_", 1)[1].split("."))
+                for vs in info.versioned_symbols.values() for v in vs
+                if v.startswith("GLIBC_") and v[6:7].isdigit()]
+    claimed = max((t.platform for t in tags if _MANYLINUX.match(t.platform)),
+                  key=lambda p: _glibc_of(p) or (0, 0))
+    refs = info.external_refs.get(_canonical_policy(claimed))
+    return Audit(policy=info.overall_policy.name,
+                 glibc=".".join(map(str, max(versions))) if versions else None,
+                 external=tuple(sorted(refs.libs)) if refs is not None else ())
+
+
+def claimed_glibc(platform_tag: str) -> tuple[int, int] | None:
+    """glibc version a manylinux platform tag promises (manylinux2014 -> 2.17)."""
+    return _glibc_of(platform_tag)
+
+
 def inspect(path: Path) -> WheelInfo:
     """Read a wheel's name, version, tags, metadata and ELF facts."""
     try:
@@ -113,7 +173,8 @@ def inspect(path: Path) -> WheelInfo:
             from exc
     return WheelInfo(path=path, name=str(name), version=version,
                      metadata_version=str(metadata.version), tags=frozenset(tags),
-                     sha256=digest.hexdigest(), files=files, elf=elf)
+                     sha256=digest.hexdigest(), files=files, elf=elf,
+                     audit=audit(path, frozenset(tags)))
 
 
 def _pick(path: Path, package: Package, wheels: list[Path]) -> Path:

@@ -47,7 +47,8 @@ class ProbeSpec:
 
     def argv(self, python: str, **where: str | int) -> list[str]:
         """``python -I -c BOOTSTRAP SOURCE SPEC``: nothing needed on the target's disk."""
-        return [python, "-I", "-c", probe.BOOTSTRAP, PROBE_SOURCE,
+        # -S: the base interpreter's own site-packages (and .pth files) play no part
+        return [python, "-I", "-S", "-c", probe.BOOTSTRAP, PROBE_SOURCE,
                 self.to_json(**where)]  # type: ignore[arg-type]
 
 

@@ -25,6 +25,7 @@ from harness.verdict import ProbeRun
 LABEL = "q-kangaroo-smoke"
 WHEEL_MOUNT = "/wheel"
 IMAGE_UV = "/usr/local/bin/uv"
+MEMORY, PIDS, TMP_SIZE = "2g", 512, "1g"  # per container cell (README: limits)
 KEEP_SECONDS = 3600  # --keep-failed: how long a kept cell stays up to be entered
 OTHER_HOST_GRACE = timedelta(hours=24)  # a shared engine: other hosts' runs may be alive
 
@@ -75,8 +76,8 @@ def locked_down(client: docker.DockerClient, *, image: str, command: list[str],
     container = client.containers.create(
         image, command=command, user="1000:1000", working_dir="/tmp",
         environment=cell_variables("/tmp", "/tmp"), network_mode="none", read_only=True,
-        tmpfs={"/tmp": "rw,exec,nosuid,nodev,size=1g,mode=1777"}, cap_drop=["ALL"],
-        security_opt=["no-new-privileges"], pids_limit=512, mem_limit="2g",
+        tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={TMP_SIZE},mode=1777"}, cap_drop=["ALL"],
+        security_opt=["no-new-privileges"], pids_limit=PIDS, mem_limit=MEMORY,
         volumes={str(wheel_dir): {"bind": WHEEL_MOUNT, "mode": "ro"}}, labels=labels,
         detach=True)
     handle = Handle(container=container)
@@ -133,10 +134,13 @@ class ContainerEnvironment(CellEnvironment):
                 wait = self._wait_for_linger if self.keep_failed else self._wait
                 timed_out, status = wait(c, timeout)
                 out = c.logs(stdout=True, stderr=False).decode("utf-8", "replace")
-                err = c.logs(stdout=False, stderr=True).decode("utf-8", "replace")
+                err = c.logs(stdout=False, stderr=True, tail=200).decode("utf-8", "replace")
+                c.reload()
+                oom = bool(c.attrs.get("State", {}).get("OOMKilled"))
                 run = ProbeRun(events=parse_events(out), returncode=status, stderr=err,
                                seconds=time.monotonic() - start, timed_out=timed_out,
-                               environment=env)
+                               environment=env, infra_error=f"the cell hit the container's "
+                               f"{MEMORY} memory limit (OOM-killed)" if oom else None)
                 handle.keep = self.keep_failed and not self._aborted and not _passed(run)
                 self.kept = c.name if handle.keep else None
                 return run

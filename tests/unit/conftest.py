@@ -47,7 +47,7 @@ def passing_events(facts: dict[str, Any] | None = None) -> list[dict[str, Any]]:
             ev_check("sterility"), ev_check("install"), ev_check("import"),
             ev_check("version"), ev_check("partition_gf"),
             ev_check("provenance", libraries={"gmp": ["/v/q_kangaroo.libs/libgmp-1a.so.10"]}),
-            {"event": "checks_exit", "returncode": 0, "stderr": ""}]
+            {"event": "checks_exit", "returncode": 0, "stderr": "", "seconds": 0.1}]
 
 
 @pytest.fixture

@@ -111,3 +111,12 @@ def test_check_expressions_must_compile(tmp_path: Path) -> None:
                             "expected": 1}])
     with pytest.raises(InputError, match=r"package\.checks\[0\]\.expr: not a Python expression"):
         matrix.load(write(tmp_path, data))
+
+
+def test_expected_must_be_plain_data(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(minimal()).replace(
+        "import: q_kangaroo", "import: q_kangaroo\n  checks: [{name: d, expr: '1', "
+        "expected: 2024-01-01}]"))
+    with pytest.raises(InputError, match=r"checks\[0\]\.expected: .*use plain YAML values"):
+        matrix.load(path)

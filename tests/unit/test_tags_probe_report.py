@@ -83,6 +83,6 @@ def test_json_and_junit_reports(tmp_path: object) -> None:
     assert data["cells"][0]["libraries_mapped"]["gmp"][0].endswith("libgmp-1a.so.10")
     root = ET.parse(paths["junit"]).getroot()
     suites = {s.get("name"): s for s in root}
-    assert suites["a"].get("failures") == "0" and suites["a"].get("tests") == "7"
+    assert suites["a"].get("failures") == "0" and suites["a"].get("tests") == "8"
     failing = [c.get("name") for c in suites["b"] if c.find("failure") is not None]
     assert failing == ["import"]

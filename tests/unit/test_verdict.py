@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
 from harness.matrix import Package
 from harness.verdict import ProbeRun, Verdict, judge
-from harness.wheel import WheelInfo
+from harness.wheel import Audit, WheelInfo
 from tests.unit.conftest import FACTS_311, ev_check, make_wheel, passing_events
 
 
@@ -28,7 +29,7 @@ def test_all_checks_pass() -> None:
     result = run(passing_events())
     assert result.verdict is Verdict.PASS
     assert [c.name for c in result.checks] == ["tags", "sterility", "install", "import",
-                                               "version", "partition_gf", "provenance"]
+                                               "version", "partition_gf", "provenance", "exit"]
 
 
 def test_gmp_reachable_is_invalid_even_if_everything_else_passes() -> None:
@@ -131,3 +132,37 @@ def test_package_ending_the_process_mid_check_is_a_fail_not_an_error() -> None:
     assert result.verdict is Verdict.FAIL
     assert result.check("partition_gf").detail == (  # type: ignore[union-attr]
         "the Python process exited (exit status 0) before reporting")
+
+
+def test_crash_at_interpreter_exit_is_a_fail() -> None:
+    events = [*passing_events()[:-1], {"event": "checks_exit", "returncode": -11,
+                                       "stderr": "Segmentation fault"}]
+    result = run(events)
+    assert result.verdict is Verdict.FAIL
+    assert result.failed_check.name == "exit"  # type: ignore[union-attr]
+    assert "SIGSEGV after the checks" in result.reason
+
+
+def test_a_check_reported_twice_is_a_forged_stream_and_never_a_pass() -> None:
+    events = passing_events()
+    events = [*events[:5], ev_check("partition_gf", status="fail", detail="term 3"),
+              *events[5:]]
+    result = run(events)
+    assert result.verdict is Verdict.ERROR
+    assert "reported twice" in result.reason
+
+
+@pytest.mark.parametrize(("audit", "needle"), [
+    (Audit(policy="linux_x86_64", glibc="2.17", external=("libgmp.so.10",)),
+     "auditwheel finds only linux_x86_64: it needs libgmp.so.10"),
+    (Audit(policy="manylinux_2_34_x86_64", glibc="2.34", external=()),
+     "it needs glibc 2.34"),
+])
+def test_a_false_manylinux_tag_fails_the_tags_check(audit: Audit, needle: str) -> None:
+    wheel = dataclasses.replace(make_wheel(), audit=audit)
+    result = run(passing_events(), wheel=wheel)
+    assert result.verdict is Verdict.FAIL
+    assert result.failed_check.name == "tags" and needle in result.reason  # type: ignore[union-attr]
+    honest = dataclasses.replace(make_wheel(), audit=Audit(
+        policy="manylinux_2_17_x86_64", glibc="2.17", external=()))
+    assert run(passing_events(), wheel=honest).verdict is Verdict.PASS
