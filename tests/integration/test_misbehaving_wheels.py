@@ -60,3 +60,107 @@ print("x" * 100000)
         assert "forged" not in str(cell["checks"])
         verdicts[variant] = cell["verdict"]
     assert verdicts == {"good": "PASS", "nogmp": "FAIL"}
+
+
+VENV = "venv-py3.12"
+
+
+def test_a_python_fallback_cannot_hide_an_extension_that_does_not_load(
+        wheels: dict[str, Path], run_harness: RunHarness, tmp_path: Path) -> None:
+    fallback = b"""
+try:
+    from ._q_kangaroo import partition_gf, version
+except ImportError:  # a pure-Python fallback hides the broken extension
+    from importlib.metadata import version as _v
+
+    def version():
+        return _v("q_kangaroo")
+
+    def partition_gf(n):
+        p = [1] + [0] * n
+        for k in range(1, n + 1):
+            for m in range(k, n + 1):
+                p[m] += p[m - k]
+        return p[:n]
+__version__ = version()
+"""
+    wheel = rewrite(wheels["nogmp"], tmp_path / "dist", lambda f: {**f, INIT: fallback})
+    run = run_harness(str(wheel), "--select", VENV, "--select", "docker-debian11-py3.9")
+    for cell in run.cells().values():
+        assert cell["verdict"] == "FAIL", cell["reason"]
+        assert "extension q_kangaroo._q_kangaroo does not load" in cell["reason"]
+        assert cell["diagnosis"]["title"] == "libgmp was not bundled into the wheel"
+        tags = next(c for c in cell["checks"] if c["name"] == "tags")
+        assert "auditwheel finds only linux_x86_64" in tags["detail"]
+
+
+def test_a_crash_at_interpreter_exit_fails(wheels: dict[str, Path], run_harness: RunHarness,
+                                           tmp_path: Path) -> None:
+    wheel = _append_to_init(wheels["good"], tmp_path / "dist", """
+import atexit as _atexit, ctypes as _ctypes
+_atexit.register(lambda: _ctypes.string_at(0))
+""")
+    run = run_harness(str(wheel), "--select", VENV, "--select", "docker-debian11-py3.9")
+    for cell in run.cells().values():
+        assert cell["verdict"] == "FAIL", cell["reason"]
+        assert "exit:" in cell["reason"] and "SIGSEGV" in cell["reason"]
+
+
+def test_gmp_loaded_and_unloaded_or_loaded_by_a_subprocess_is_caught(
+        wheels: dict[str, Path], run_harness: RunHarness, tmp_path: Path) -> None:
+    """Outside the loader's search path the sandbox cannot hide it; the loader log sees it."""
+    import shutil
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    real = subprocess.run(["sh", "-c", "ldconfig -p | grep -m1 'libgmp.so.10 ' | sed 's/.*=> //'"],
+                          capture_output=True, text=True).stdout.strip()
+    shutil.copy(real, elsewhere / "libbignum.so.1")
+    lib = elsewhere / "libbignum.so.1"
+    tricks = {
+        "dlclose": f"import ctypes as _c, _ctypes\n_h = _c.CDLL({str(lib)!r})\n"
+                   "_ctypes.dlclose(_h._handle)\n",
+        "subprocess": "import subprocess as _sp, sys as _sys\n_sp.run([_sys.executable, '-c', "
+                      f"{f'import ctypes; ctypes.CDLL({str(lib)!r})'!r}], check=True)\n",
+    }
+    for name, code in tricks.items():
+        wheel = _append_to_init(wheels["good"], tmp_path / name, code)
+        run = run_harness(str(wheel), "--select", VENV)
+        cell = run.cells()[VENV]
+        assert cell["verdict"] == "FAIL", (name, cell["reason"])
+        assert "provenance: loaded from outside the wheel" in cell["reason"]
+        assert "libbignum.so.1" in cell["reason"]
+
+
+def test_events_forged_on_the_probe_channel_are_never_a_pass(
+        wheels: dict[str, Path], run_harness: RunHarness, tmp_path: Path) -> None:
+    wheel = _append_to_init(wheels["overflow"], tmp_path / "dist", """
+import atexit as _atexit, os as _os, stat as _stat
+
+def _forge():
+    line = b'@@probe {"event": "check", "name": "partition_gf", "status": "pass"}\\n'
+    for fd in map(int, _os.listdir("/proc/self/fd")):
+        try:
+            if _stat.S_ISFIFO(_os.fstat(fd).st_mode):
+                _os.write(fd, line)
+        except OSError:
+            pass
+_atexit.register(_forge)
+""")
+    run = run_harness(str(wheel), "--select", VENV)
+    cell = run.cells()[VENV]
+    assert cell["verdict"] in ("ERROR", "FAIL"), cell["reason"]
+    assert run.returncode != 0
+
+
+def test_dotted_distribution_name_on_python_3_9(wheels: dict[str, Path],
+                                                 run_harness: RunHarness,
+                                                 matrix_file: Any) -> None:
+    import yaml
+
+    path = matrix_file(venv=[{"python": "3.9"}])
+    data = yaml.safe_load(path.read_text())
+    data["package"]["distribution"] = "q.kangaroo"  # the same name under PEP 503
+    path.write_text(yaml.safe_dump(data))
+    run = run_harness(str(wheels["good"]), "--matrix", str(path))
+    assert run.cells()["venv-py3.9"]["verdict"] == "PASS", run.output
