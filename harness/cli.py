@@ -158,12 +158,12 @@ def run(opts: Options, out: Console) -> int:
         raise InputError("no wheel given; pass a .whl or a directory of wheels "
                                 "(`nox -s smoke` builds the fixture wheel for you)")
     wheel_path = wheel.resolve(opts.wheel, m.package)
-    wheel.inspect(wheel_path)  # bad wheels are refused now, named as the user gave them
+    checked = wheel.inspect(wheel_path)  # bad wheels refused now, named as the user gave them
     writable_report_dir(opts.report_dir)
     started = time.time()
     jobs = opts.jobs or m.jobs or os.cpu_count() or 2
     with run_directory(wheel_path) as (run_id, root, staged):
-        info = wheel.inspect(staged)
+        info = replace(checked, path=staged)  # a byte copy; each cell re-hashes what it installs
         out.print(f"[bold]{info.filename}[/] sha256 {info.sha256[:16]}… — {len(cells)} "
                   f"cell{'s' if len(cells) != 1 else ''}, {jobs} at a time", highlight=False)
         ctx = RunContext(run_id=run_id, root=root, wheel=info, package=m.package,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from harness import engine, interpreters, sandbox
 from harness.cells import Cell
@@ -24,12 +25,15 @@ def _uv() -> str:
 def prepare_venvs(ctx: RunContext, cells: Sequence[Cell], log: Log) -> None:
     """Find each interpreter; build the run's sandbox that hides the bundled libraries."""
     found: dict[str, interpreters.Interpreter | str] = {}
-    for cell in cells:
-        assert cell.python is not None
+    def find(spec: str) -> interpreters.Interpreter | str:
         try:
-            found[cell.python] = interpreters.find(cell.python)
+            return interpreters.find(spec)
         except HarnessError as exc:
-            found[cell.python] = str(exc)
+            return str(exc)
+
+    specs = sorted({c.python for c in cells if c.python is not None})
+    with ThreadPoolExecutor(max_workers=len(specs) or 1) as pool:
+        found.update(zip(specs, pool.map(find, specs), strict=True))
     ctx.resources["interpreters"] = found
     ctx.resources["uv"] = _uv()
     libdirs = [i.libdir for i in found.values() if isinstance(i, interpreters.Interpreter)
@@ -76,10 +80,13 @@ def prepare(ctx: RunContext, cells: Sequence[Cell], log: Log, *,
     """Everything the selected cells need."""
     venvs = [c for c in cells if c.kind == "venv"]
     containers = [c for c in cells if c.kind == "container"]
-    if venvs:
-        prepare_venvs(ctx, venvs, log)
-    if containers:
-        prepare_containers(ctx, containers, log, build_images=build_images)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # independent: run side by side
+        jobs = [pool.submit(prepare_venvs, ctx, venvs, log)] if venvs else []
+        if containers:
+            jobs.append(pool.submit(prepare_containers, ctx, containers, log,
+                                    build_images=build_images))
+        for job in jobs:
+            job.result()
 
 
 def make_environment(cell: Cell, ctx: RunContext) -> CellEnvironment:
