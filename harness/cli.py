@@ -41,8 +41,8 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m harness",
         description="Prove a wheel installs and works on clean machines: fresh venvs and "
                     "containers per matrix.yaml, GMP made unreachable, honest verdicts.",
-        epilog="Exit codes: 0 all PASS; 1 any FAIL/INVALID/TIMEOUT; 2 bad input or "
-               "infrastructure (ERROR without FAIL); 130 interrupted.")
+        epilog="Exit codes: 0 all PASS; 1 any FAIL (or INVALID/TIMEOUT without ERROR); 2 bad "
+               "input, or any ERROR without a FAIL; 130 interrupted.")
     p.add_argument("wheel", nargs="?", type=Path,
                    help="the wheel to test, or a directory holding it")
     p.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix file")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,8 @@ from harness.errors import InputError
 from harness.schema import MATRIX_SCHEMA
 
 DEFAULT_TIMEOUT = 300.0
+CHECKS_BEFORE = ("tags", "sterility", "install", "import", "version")  # built in, run first
+CHECKS_AFTER = ("provenance", "exit")  # built in, run after the declared checks
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,11 +48,6 @@ class Package:
     bundled_libraries: tuple[str, ...] = ()
     absent_env: tuple[str, ...] = ()
     checks: tuple[Check, ...] = ()
-
-    @property
-    def normalized_name(self) -> str:
-        """PEP 503 normalised distribution name."""
-        return re.sub(r"[-_.]+", "-", self.distribution).lower()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,7 +163,7 @@ def load(path: Path) -> Matrix:
                 raise InputError(f"{path}: package.checks[{i}].{key}: not a Python expression "
                                  f"({exc.msg}): {code}") from exc
     names = [c.name for c in matrix.package.checks]
-    reserved = {"sterility", "install", "import", "version", "provenance", "tags"}
+    reserved = {*CHECKS_BEFORE, *CHECKS_AFTER}
     for i, name in enumerate(names):
         if name in reserved or names.index(name) != i:
             raise InputError(f"{path}: package.checks[{i}].name: {name!r} is reserved or "

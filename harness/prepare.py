@@ -35,7 +35,6 @@ def prepare_venvs(ctx: RunContext, cells: Sequence[Cell], log: Log) -> None:
     with ThreadPoolExecutor(max_workers=len(specs) or 1) as pool:
         found.update(zip(specs, pool.map(find, specs), strict=True))
     ctx.resources["interpreters"] = found
-    ctx.resources["uv"] = _uv()
     libdirs = [i.libdir for i in found.values() if isinstance(i, interpreters.Interpreter)
                and i.libdir]
     try:
@@ -80,6 +79,8 @@ def prepare(ctx: RunContext, cells: Sequence[Cell], log: Log, *,
     """Everything the selected cells need."""
     venvs = [c for c in cells if c.kind == "venv"]
     containers = [c for c in cells if c.kind == "container"]
+    # once, before the threads: uv's lookup loads sysconfig, which is not thread-safe then
+    ctx.resources["uv"] = _uv()
     with ThreadPoolExecutor(max_workers=2) as pool:  # independent: run side by side
         jobs = [pool.submit(prepare_venvs, ctx, venvs, log)] if venvs else []
         if containers:

@@ -1,7 +1,8 @@
 """The probe: stdlib-only code that runs *inside* the cell's Python (3.9-compatible).
 
-It is started as ``python -I -c BOOTSTRAP PROBE_SOURCE SPEC_JSON`` so it needs no file on
-the target and never imports from a working directory.  Two modes:
+It is started as ``python -I -S -c BOOTSTRAP PROBE_SOURCE SPEC_JSON`` (the checks process
+without -S: it needs the venv's site-packages) so it needs no file on the target and never
+imports from a working directory.  Two modes:
 
 ``cell``   (base interpreter of the cell)  facts -> sterility -> venv -> install -> checks child
 ``checks`` (the new venv's interpreter)    import -> version -> declared checks -> provenance
@@ -378,21 +379,23 @@ def _inside(path: str, dirs: list[str]) -> bool:
     return any(real == d or real.startswith(d + os.sep) for d in dirs)
 
 
-def _extension_modules(name: str, record: set[str], site: list[str]) -> list[str]:
-    """Dotted names of the package's extension modules, from the installed RECORD."""
-    import importlib.machinery
+def _load_extensions(package: dict[str, Any]) -> tuple[str, BaseException] | None:
+    """Import every extension module the wheel ships; the first that fails to load.
 
-    found = []
-    for path in sorted(record):
-        base = next((d for d in site if path.startswith(d + os.sep)), None)
-        suffix = next((x for x in importlib.machinery.EXTENSION_SUFFIXES
-                       if path.endswith(x)), None)
-        if base is None or suffix is None:
-            continue
-        parts = os.path.relpath(path[: -len(suffix)], base).split(os.sep)
-        if parts[0] == name and all(p.isidentifier() for p in parts):
-            found.append(".".join(parts))
-    return found
+    One that only lacks an optional third-party module (numpy, say) is not a failure."""
+    name = package["import_name"]
+    for ext in package.get("extensions", []):
+        try:
+            importlib.import_module(ext)
+        except ModuleNotFoundError as err:
+            missing = err.name or ""
+            if missing != ext and not (missing == name or missing.startswith(name + ".")):
+                emit("note", message="%s needs %s, which is not installed" % (ext, missing))
+                continue
+            return ext, err
+        except BaseException as err:
+            return ext, err
+    return None
 
 
 def check_import(package: dict[str, Any]) -> object:
@@ -408,13 +411,7 @@ def check_import(package: dict[str, Any]) -> object:
         return None
     site = _site_dirs()
     record = _dist_files(package["distribution"])
-    hidden = None
-    for ext in _extension_modules(name, record, site):
-        try:
-            importlib.import_module(ext)
-        except BaseException as err:
-            hidden = (ext, err)
-            break
+    hidden = _load_extensions(package)
     seconds = time.monotonic() - start
     loaded = {k: str(m.__file__) for k, m in list(sys.modules.items())
               if (k == name or k.startswith(name + ".")) and getattr(m, "__file__", None)}
@@ -471,7 +468,7 @@ def check_version(module: object, package: dict[str, Any]) -> None:
               seconds=time.monotonic() - start)
 
 
-def check_declared(module: object, package: dict[str, Any], spec: dict[str, Any]) -> None:
+def check_declared(module: object, package: dict[str, Any]) -> None:
     """Evaluate each declared check expression and compare with its expected value."""
     for decl in package["checks"]:
         namespace = {package["import_name"]: module, "module": module, "reference": Reference}
@@ -480,7 +477,13 @@ def check_declared(module: object, package: dict[str, Any], spec: dict[str, Any]
         try:
             got = _normalise(eval(decl["expr"], namespace))
         except BaseException as exc:
-            check(decl["name"], "fail", "%s raised %s: %s" % (decl["expr"], type(exc).__name__,
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            own = isinstance(exc, NameError) and tb is not None and (
+                tb.tb_frame.f_code.co_filename == "<string>")  # a name unknown to the matrix
+            check(decl["name"], "error" if own else "fail", "%s%s raised %s: %s" % (
+                  "the matrix's expression " if own else "", decl["expr"], type(exc).__name__,
                   exc), exception=_exception(exc), seconds=time.monotonic() - start)
             continue
         seconds = time.monotonic() - start
@@ -611,7 +614,7 @@ def checks_mode(spec: dict[str, Any]) -> int:
     if module is None:
         return 0
     check_version(module, package)
-    check_declared(module, package, spec)
+    check_declared(module, package)
     check_provenance(package)
     return 0
 

@@ -12,7 +12,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from harness import tags
-from harness.matrix import Package
+from harness.matrix import CHECKS_AFTER, CHECKS_BEFORE, Package
 from harness.wheel import WheelInfo, claimed_glibc
 
 
@@ -87,8 +87,7 @@ class CellResult:
 
 def check_order(package: Package) -> list[str]:
     """The checks of every cell, in the order they run."""
-    return ["tags", "sterility", "install", "import", "version",
-            *(c.name for c in package.checks), "provenance", "exit"]
+    return [*CHECKS_BEFORE, *(c.name for c in package.checks), *CHECKS_AFTER]
 
 
 def _tag_lies(wheel: WheelInfo) -> list[str]:
@@ -121,8 +120,12 @@ def _tags_check(wheel: WheelInfo, package: Package) -> CheckResult:
     data = {"wheel_tags": have, "required": list(package.wheel_tags), "missing": missing,
             "audit": None if wheel.audit is None else vars(wheel.audit)}
     if problems:
-        return CheckResult(name="tags", status="fail", detail="; ".join(problems), data=data)
-    return CheckResult(name="tags", status="pass", detail=", ".join(have), data=data)
+        return CheckResult(name="tags", status="fail", detail="; ".join(problems), data=data,
+                           seconds=0.0)
+    note = (f" (auditwheel could not analyse the wheel: {wheel.audit.error}; the cells judge "
+            "it alone)" if wheel.audit is not None and wheel.audit.error else "")
+    return CheckResult(name="tags", status="pass", detail=", ".join(have) + note, data=data,
+                       seconds=0.0)
 
 
 def _install_check(reported: CheckResult, wheel: WheelInfo,
@@ -220,7 +223,7 @@ def judge(run: ProbeRun, *, cell_id: str, kind: str, wheel: WheelInfo,
                 f"({_signal_name(rc)}) before reporting" + (f": {tail}" if tail else ""))
         reported["exit"] = CheckResult(
             name="exit", status="pass" if rc == 0 else "fail",
-            seconds=checks_exit.get("seconds"), data={"returncode": rc},
+            data={"returncode": rc, "process_seconds": checks_exit.get("seconds")},
             detail="exit status 0" if rc == 0 else f"the Python process ended with "
                    f"{_signal_name(rc)} after the checks (atexit handlers, finalisers)"
                    + (f": {tail}" if tail else ""))
@@ -239,7 +242,8 @@ def judge(run: ProbeRun, *, cell_id: str, kind: str, wheel: WheelInfo,
                                        detail=f"no result within {run.seconds:.0f}s"))
             blocked = True
         elif died and reported.get("install", CheckResult(name="", status="")).status == "pass":
-            results.append(CheckResult(name=name, status="fail", detail=died))
+            results.append(CheckResult(name=name, status="error" if run.infra_error else "fail",
+                                       detail=died))
             blocked = True
         else:
             results.append(CheckResult(name=name, status="not run"))

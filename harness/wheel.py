@@ -69,6 +69,19 @@ class WheelInfo:
         return [f for f in self.files if Path(f).name.startswith((f"lib{library}-",
                                                                    f"lib{library}."))]
 
+    def extension_modules(self) -> list[str]:
+        """Dotted names of the Python extension modules inside: shared objects exporting a
+        PyInit_ symbol (even a wrongly named one). A plain library (``pkg/libfoo.so``, a ctypes
+        helper) exports none and is not one."""
+        found = []
+        for e in self.elf:
+            if e.path.endswith(".so") and ".data/" not in e.path:
+                parts = e.path.split("/")
+                stem = parts[-1].split(".", 1)[0]
+                if e.pyinit and all(p.isidentifier() for p in [*parts[:-1], stem]):
+                    found.append(".".join([*parts[:-1], stem]))
+        return sorted(found)
+
     def needs(self, library: str) -> list[str]:
         """NEEDED entries naming ``lib<library>`` across the wheel's shared objects."""
         return sorted({n for e in self.elf for n in e.needed

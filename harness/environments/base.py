@@ -41,6 +41,7 @@ class ProbeSpec:
                 "version_from": list(pkg.version_from), "libraries": list(pkg.bundled_libraries),
                 "forbidden_env": list(pkg.absent_env),
                 "expected_version": self.wheel.metadata_version,
+                "extensions": self.wheel.extension_modules(),
                 "checks": [c.to_probe() for c in pkg.checks],
             },
         })

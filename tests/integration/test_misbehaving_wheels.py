@@ -132,13 +132,13 @@ def test_gmp_loaded_and_unloaded_or_loaded_by_a_subprocess_is_caught(
         assert "libbignum.so.1" in cell["reason"]
 
 
-def test_events_forged_on_the_probe_channel_are_never_a_pass(
+def test_events_forged_on_the_probe_channel_are_an_error(
         wheels: dict[str, Path], run_harness: RunHarness, tmp_path: Path) -> None:
-    wheel = _append_to_init(wheels["overflow"], tmp_path / "dist", """
+    wheel = _append_to_init(wheels["good"], tmp_path / "dist", """
 import atexit as _atexit, os as _os, stat as _stat
 
 def _forge():
-    line = b'@@probe {"event": "check", "name": "partition_gf", "status": "pass"}\\n'
+    line = b'@@probe {"event": "check", "name": "partition_gf", "status": "fail"}\\n'
     for fd in map(int, _os.listdir("/proc/self/fd")):
         try:
             if _stat.S_ISFIFO(_os.fstat(fd).st_mode):
@@ -149,8 +149,35 @@ _atexit.register(_forge)
 """)
     run = run_harness(str(wheel), "--select", VENV)
     cell = run.cells()[VENV]
-    assert cell["verdict"] in ("ERROR", "FAIL"), cell["reason"]
-    assert run.returncode != 0
+    assert cell["verdict"] == "ERROR" and "reported twice" in cell["reason"], cell["reason"]
+    assert run.returncode == 2
+
+
+def test_a_plain_shared_library_in_the_package_is_not_an_extension(
+        wheels: dict[str, Path], run_harness: RunHarness, tmp_path: Path) -> None:
+    def add_helper(files: dict[str, bytes]) -> dict[str, bytes]:
+        gmp = next(n for n in files if "/libgmp-" in n)
+        code = (b"\nimport ctypes as _c, os as _o\n"
+                b"_c.CDLL(_o.path.join(_o.path.dirname(__file__), 'libqkhelper.so'))\n")
+        return {**files, "q_kangaroo/libqkhelper.so": files[gmp], INIT: files[INIT] + code}
+
+    wheel = rewrite(wheels["good"], tmp_path / "dist", add_helper)
+    run = run_harness(str(wheel), "--select", VENV, "--select", "docker-debian11-py3.9")
+    for cell in run.cells().values():
+        assert cell["verdict"] == "PASS", cell["reason"]
+
+
+def test_mistakes_in_the_matrix_expressions_are_errors_not_the_wheels_failure(
+        wheels: dict[str, Path], run_harness: RunHarness, matrix_file: Any) -> None:
+    for check in ({"name": "typo", "expr": "q_kangaro.partition_gf(5)", "expected": [1]},
+                  {"name": "typo", "expr": "q_kangaroo.partition_gf(5)",
+                   "expected_expr": "reference.partition_number(5)"}):
+        path = matrix_file(venv=[{"python": "3.12"}], extra_checks=[check])
+        run = run_harness(str(wheels["good"]), "--matrix", str(path))
+        cell = run.cells()[VENV]
+        assert cell["verdict"] == "ERROR", cell["reason"]
+        assert "the matrix's" in cell["reason"]
+        assert run.returncode == 2
 
 
 def test_dotted_distribution_name_on_python_3_9(wheels: dict[str, Path],

@@ -120,3 +120,10 @@ def test_expected_must_be_plain_data(tmp_path: Path) -> None:
         "expected: 2024-01-01}]"))
     with pytest.raises(InputError, match=r"checks\[0\]\.expected: .*use plain YAML values"):
         matrix.load(path)
+
+
+@pytest.mark.parametrize("name", ["exit", "provenance", "tags", "import"])
+def test_built_in_check_names_are_reserved(tmp_path: Path, name: str) -> None:
+    data = minimal(checks=[{"name": name, "expr": "1", "expected": 1}])
+    with pytest.raises(InputError, match="is reserved"):
+        matrix.load(write(tmp_path, data))

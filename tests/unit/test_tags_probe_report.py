@@ -86,3 +86,36 @@ def test_json_and_junit_reports(tmp_path: object) -> None:
     assert suites["a"].get("failures") == "0" and suites["a"].get("tests") == "8"
     failing = [c.get("name") for c in suites["b"] if c.find("failure") is not None]
     assert failing == ["import"]
+
+
+def test_only_shared_objects_with_pyinit_are_extension_modules() -> None:
+    import dataclasses
+
+    from harness.wheel import ElfFacts
+
+    wheel = make_wheel()
+    helper = ElfFacts(path="q_kangaroo/libqkhelper.so", needed=(), rpath=(), runpath=(),
+                      pyinit=())
+    misnamed = ElfFacts(path="q_kangaroo/_fast.abi3.so", needed=(), rpath=(), runpath=(),
+                        pyinit=("PyInit_fast",))
+    wheel = dataclasses.replace(wheel, elf=(*wheel.elf, helper, misnamed))
+    assert wheel.extension_modules() == ["q_kangaroo._fast", "q_kangaroo._q_kangaroo"]
+
+
+def test_values_are_normalised_deeply_like_yaml() -> None:
+    got = probe._normalise({1: (2, 3), "k": [(4, 5)], "g": (x for x in range(2))})
+    assert got == {"1": [2, 3], "k": [[4, 5]], "g": [0, 1]}
+
+
+def test_junit_text_is_always_well_formed_and_a_bad_cell_never_green(tmp_path: Path) -> None:
+    nasty = "a\x00b\x1b[2Jc\udc80d"
+    assert report.xml_text(nasty) == "a\ufffdb\ufffd[2Jc\ufffdd"
+    forged = [*passing_events(), ev_check("import", detail=nasty)]
+    cell = judge(ProbeRun(events=tuple(forged)), cell_id="f", kind="venv", wheel=make_wheel(),
+                 package=PACKAGE)
+    assert cell.verdict is Verdict.ERROR
+    info = report.RunInfo(run_id="r", matrix="m", wheel=make_wheel(), started=0, finished=1,
+                          interrupted=False, exit_code=2, selected=("f",))
+    paths = report.write(tmp_path, info, [cell])
+    suite = ET.parse(paths["junit"]).getroot()[0]
+    assert suite.get("errors") == "1"
