@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -58,7 +57,6 @@ class Progress:
         self.running: set[str] = set()
         self.lock = threading.Lock()
         self.live: Live | None = None
-        self.start = time.monotonic()
 
     def __enter__(self) -> Progress:
         if self.console.is_terminal:

@@ -74,14 +74,13 @@ def find(spec: str) -> Interpreter:
             raise InfrastructureError(f"interpreter {spec} does not run; fix the path in the "
                                       "matrix")
         return hit
-    for name in (f"python{spec}",):
-        for directory in os.environ.get("PATH", "").split(os.pathsep):
-            candidate = Path(directory) / name
-            if "shims" in candidate.parts or not os.access(candidate, os.X_OK):
-                continue
-            hit = _query(str(candidate), "PATH")
-            if hit and hit.version.startswith(spec + "."):
-                return hit
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = Path(directory) / f"python{spec}"
+        if "shims" in candidate.parts or not os.access(candidate, os.X_OK):
+            continue  # pyenv's shims answer for versions that are not selected: skip them
+        hit = _query(str(candidate), "PATH")
+        if hit and hit.version.startswith(spec + "."):
+            return hit
     for candidate in _pyenv_candidates(spec):
         hit = _query(str(candidate), "pyenv")
         if hit and hit.version.startswith(spec + "."):

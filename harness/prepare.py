@@ -24,7 +24,6 @@ def _uv() -> str:
 
 def prepare_venvs(ctx: RunContext, cells: Sequence[Cell], log: Log) -> None:
     """Find each interpreter; build the run's sandbox that hides the bundled libraries."""
-    found: dict[str, interpreters.Interpreter | str] = {}
     def find(spec: str) -> interpreters.Interpreter | str:
         try:
             return interpreters.find(spec)
@@ -33,7 +32,7 @@ def prepare_venvs(ctx: RunContext, cells: Sequence[Cell], log: Log) -> None:
 
     specs = sorted({c.python for c in cells if c.python is not None})
     with ThreadPoolExecutor(max_workers=len(specs) or 1) as pool:
-        found.update(zip(specs, pool.map(find, specs), strict=True))
+        found = dict(zip(specs, pool.map(find, specs), strict=True))
     ctx.resources["interpreters"] = found
     libdirs = [i.libdir for i in found.values() if isinstance(i, interpreters.Interpreter)
                and i.libdir]

@@ -24,7 +24,7 @@ from harness.errors import HarnessError
 from harness.liveness import pid_alive
 from harness.matrix import Package
 from harness.verdict import CellResult, CheckResult, ProbeRun, Verdict, check_order, judge
-from harness.wheel import WheelInfo, inspect
+from harness.wheel import WheelInfo
 
 TMP_PARENT = "q-kangaroo-smoke"
 
@@ -91,10 +91,9 @@ def run_directory(wheel_path: Path) -> Iterator[tuple[str, Path, Path]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def error_result(cell: Cell, package: Package, reason: str,
-                 verdict: Verdict = Verdict.ERROR) -> CellResult:
+def error_result(cell: Cell, package: Package, reason: str) -> CellResult:
     """A cell that could not be run at all."""
-    return CellResult(cell_id=cell.id, kind=cell.kind, verdict=verdict, reason=reason,
+    return CellResult(cell_id=cell.id, kind=cell.kind, verdict=Verdict.ERROR, reason=reason,
                       checks=tuple(CheckResult(name=n, status="not run")
                                    for n in check_order(package)))
 
@@ -189,8 +188,3 @@ def run_all(cells: Sequence[Cell], ctx: RunContext, factory: EnvironmentFactory,
             for s, handler in old.items():
                 signal.signal(s, handler)
     return [results[c.id] for c in cells if c.id in results]
-
-
-def load_wheel(path: Path) -> WheelInfo:
-    """Inspect the staged wheel (what the cells install)."""
-    return inspect(path)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.probe import DEFAULT_LIB_DIRS, library_dirs
+from harness.probe import library_dirs
 
 # Positional args: MOUNT LDCONFIG {LOWER DIR}... -- (--build-cache FILE | CACHE ARGV...)
 _SCRIPT = r"""
@@ -44,7 +44,7 @@ class SandboxUnavailable(Exception):
 class Sandbox:
     """How to start a process that cannot see the hidden libraries."""
 
-    prefix: tuple[str, ...]
+    launcher: tuple[str, ...]  # namespaces + overlay mounts, resolved once per run
     overlays: tuple[tuple[str, str], ...]
     ld_cache: str
     hidden: tuple[str, ...]
@@ -52,7 +52,7 @@ class Sandbox:
 
     def wrap(self, argv: Sequence[str]) -> list[str]:
         """The command line that runs ``argv`` inside the sandbox."""
-        return [*self.prefix, *_mount_args(self.overlays), self.ld_cache, *argv]
+        return [*self.launcher, self.ld_cache, *argv]
 
 
 def _tool(name: str) -> str:
@@ -86,7 +86,7 @@ def _ldconfig_dirs(libraries: Iterable[str]) -> set[str]:
 def library_files(libraries: Iterable[str], extra_dirs: Iterable[str] = ()) -> dict[str, list[str]]:
     """Every ``lib<name>*`` file in the loader's search path, by real directory."""
     libs = list(libraries)
-    dirs = {os.path.realpath(d) for d in [*library_dirs(), *DEFAULT_LIB_DIRS, *extra_dirs]
+    dirs = {os.path.realpath(d) for d in [*library_dirs(), *extra_dirs]
             if os.path.isdir(d)} | _ldconfig_dirs(libs)
     found: dict[str, list[str]] = {}
     for d in sorted(dirs):
@@ -132,9 +132,9 @@ def prepare(root: Path, libraries: Sequence[str], extra_dirs: Iterable[str] = ()
         overlays = _whiteouts(root, found)
     except OSError as exc:
         raise SandboxUnavailable(f"cannot create whiteout files in {root}: {exc}") from exc
-    prefix = _prefix(is_root)
+    launcher = (*_prefix(is_root), *_mount_args(overlays))
     cache = root / "ld.so.cache"
-    build = [*prefix, *_mount_args(overlays), "--build-cache", str(cache)]
+    build = [*launcher, "--build-cache", str(cache)]
     proc = subprocess.run(build, capture_output=True, text=True, check=False,
                           env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
     if proc.returncode != 0 or not cache.exists():
@@ -143,5 +143,5 @@ def prepare(root: Path, libraries: Sequence[str], extra_dirs: Iterable[str] = ()
                                  f"{(proc.stderr or proc.stdout).strip()[-300:]}")
     cache.chmod(0o644)
     hidden = tuple(os.path.join(d, n) for d, names in found.items() for n in names)
-    return Sandbox(prefix=tuple(prefix), overlays=tuple(overlays), ld_cache=str(cache),
+    return Sandbox(launcher=launcher, overlays=tuple(overlays), ld_cache=str(cache),
                    hidden=hidden, mode="root mount namespace" if is_root else "user namespace")

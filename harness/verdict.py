@@ -186,15 +186,15 @@ def judge(run: ProbeRun, *, cell_id: str, kind: str, wheel: WheelInfo,
     reported: dict[str, CheckResult] = {}
     started: str | None = None
     errors: list[str] = []
+    duplicated: list[str] = []  # only the package could have written these
     checks_exit: dict[str, Any] | None = None
     for ev in run.events:
         kind_ = ev.get("event")
         if kind_ == "facts":
             facts = {k: v for k, v in ev.items() if k != "event"}
         elif kind_ == "check":
-            if ev["name"] in reported:  # only the package could have written this
-                errors.append(f"check {ev['name']!r} reported twice: something in the package "
-                              "wrote to the probe's event channel")
+            if ev["name"] in reported:
+                duplicated.append(ev["name"])
             reported[ev["name"]] = CheckResult(
                 name=ev["name"], status=ev["status"], detail=ev.get("detail", ""),
                 seconds=ev.get("data", {}).get("seconds"), data=ev.get("data", {}))
@@ -252,11 +252,11 @@ def judge(run: ProbeRun, *, cell_id: str, kind: str, wheel: WheelInfo,
     statuses = {r.name: r.status for r in results}
     failed = sorted((r for r in results if r.status == "fail"), key=lambda r: r.name == "tags")
     broken = [r for r in results if r.status == "error"]
-    forged = [e for e in errors if "reported twice" in e]
     if run.infra_error:
         verdict, reason = Verdict.ERROR, run.infra_error
-    elif forged:
-        verdict, reason = Verdict.ERROR, forged[0]
+    elif duplicated:
+        verdict, reason = Verdict.ERROR, (f"check {duplicated[0]!r} reported twice: something "
+                                          "in the package wrote to the probe's event channel")
     elif broken:
         verdict, reason = Verdict.ERROR, f"{broken[0].name}: {broken[0].detail}"
     elif statuses.get("sterility") == "fail":

@@ -118,7 +118,7 @@ _LEGACY = {"manylinux2014": (2, 17), "manylinux2010": (2, 12), "manylinux1": (2,
 _MANYLINUX = re.compile(r"^manylinux(?:_(\d+)_(\d+)|2014|2010|1)_(?P<arch>.+)$")
 
 
-def _glibc_of(platform_tag: str) -> tuple[int, int] | None:
+def claimed_glibc(platform_tag: str) -> tuple[int, int] | None:
     """glibc version a manylinux platform tag promises (manylinux2014 -> 2.17)."""
     m = _MANYLINUX.match(platform_tag)
     if m is None:
@@ -128,7 +128,7 @@ def _glibc_of(platform_tag: str) -> tuple[int, int] | None:
 
 def _canonical_policy(platform_tag: str) -> str:
     m = _MANYLINUX.match(platform_tag)
-    glibc = _glibc_of(platform_tag)
+    glibc = claimed_glibc(platform_tag)
     return f"manylinux_{glibc[0]}_{glibc[1]}_{m['arch']}" if m and glibc else platform_tag
 
 
@@ -150,16 +150,11 @@ def audit(path: Path, tags: frozenset[Tag]) -> Audit | None:
                 for vs in info.versioned_symbols.values() for v in vs
                 if v.startswith("GLIBC_") and v[6:7].isdigit()]
     claimed = max((t.platform for t in tags if _MANYLINUX.match(t.platform)),
-                  key=lambda p: _glibc_of(p) or (0, 0))
+                  key=lambda p: claimed_glibc(p) or (0, 0))
     refs = info.external_refs.get(_canonical_policy(claimed))
     return Audit(policy=info.overall_policy.name,
                  glibc=".".join(map(str, max(versions))) if versions else None,
                  external=tuple(sorted(refs.libs)) if refs is not None else ())
-
-
-def claimed_glibc(platform_tag: str) -> tuple[int, int] | None:
-    """glibc version a manylinux platform tag promises (manylinux2014 -> 2.17)."""
-    return _glibc_of(platform_tag)
 
 
 def inspect(path: Path) -> WheelInfo:

@@ -30,7 +30,7 @@ def test_sandbox_makes_gmp_unloadable_and_unlisted(euid: int, tmp_path: Path,
     monkeypatch.setattr(os, "geteuid", lambda: euid)
     sb = sandbox.prepare(tmp_path, ["gmp"])
     assert sb is not None
-    assert ("--user" in sb.prefix) == (euid != 0)
+    assert ("--user" in sb.launcher) == (euid != 0)
     assert any(h.endswith("libgmp.so.10") for h in sb.hidden)
     result = sterility_inside(sb)
     assert result["ok"] is True, result["problems"]
