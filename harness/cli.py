@@ -8,6 +8,7 @@ infrastructure, 130 interrupted).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -19,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from harness import cells as cells_mod
-from harness import console, matrix, report, wheel
+from harness import console, matrix, report, shard, wheel
 from harness.errors import (
     EXIT_FAIL,
     EXIT_INPUT,
@@ -58,6 +59,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-build-images", action="store_true",
                    help="do not build missing images (their cells are ERROR)")
     p.add_argument("--list", action="store_true", help="list the cells and exit")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="--list as text, or as a JSON array for a CI job matrix (fromJSON)")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="run slice I of N of the selected cells (deterministic, disjoint, "
+                        "balanced by kind); `python -m harness merge` joins the reports")
     return p
 
 
@@ -74,6 +80,8 @@ class Options:
     keep_failed: bool = False
     build_images: bool = True
     list_only: bool = False
+    list_format: str = "text"
+    shard: shard.Shard = shard.WHOLE
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
@@ -88,7 +96,9 @@ def parse_options(argv: Sequence[str] | None) -> Options:
                          "(python -m harness --list shows them)")
     return Options(wheel=a.wheel, matrix=a.matrix, select=tuple(a.select), jobs=a.jobs,
                    timeout=a.timeout, report_dir=a.report_dir, keep_failed=a.keep_failed,
-                   build_images=not a.no_build_images, list_only=a.list)
+                   build_images=not a.no_build_images, list_only=a.list,
+                   list_format=a.format,
+                   shard=shard.parse(a.shard) if a.shard is not None else shard.WHOLE)
 
 
 def load_cells(opts: Options) -> tuple[matrix.Matrix, list[cells_mod.Cell]]:
@@ -126,8 +136,11 @@ def writable_report_dir(path: Path) -> None:
                          f"({exc.strerror}); pass a writable directory") from exc
 
 
-def list_cells(cells: Sequence[cells_mod.Cell]) -> int:
-    """Print one cell per line: id, kind, interpreter or image, aliases."""
+def list_cells(cells: Sequence[cells_mod.Cell], fmt: str = "text") -> int:
+    """Print one cell per line: id, kind, interpreter or image, aliases (or a JSON array)."""
+    if fmt == "json":
+        print(json.dumps(shard.job_list(cells)))
+        return EXIT_PASS
     for c in cells:
         target = c.image if c.kind == "container" else c.python
         aliases = f"  (also: {', '.join(c.aliases)})" if c.aliases else ""
@@ -151,9 +164,10 @@ def exit_code(results: Sequence[CellResult], interrupted: bool) -> int:
 
 def run(opts: Options, out: Console) -> int:
     """The whole pipeline for one wheel."""
-    m, cells = load_cells(opts)
+    m, selected = load_cells(opts)
+    cells = shard.select(selected, opts.shard)
     if opts.list_only:
-        return list_cells(cells)
+        return list_cells(cells, opts.list_format)
     if opts.wheel is None:
         raise InputError("no wheel given; pass a .whl or a directory of wheels "
                                 "(`nox -s smoke` builds the fixture wheel for you)")
@@ -164,8 +178,10 @@ def run(opts: Options, out: Console) -> int:
     jobs = opts.jobs or m.jobs or os.cpu_count() or 2
     with run_directory(wheel_path) as (run_id, root, staged):
         info = replace(checked, path=staged)  # a byte copy; each cell re-hashes what it installs
+        part = f" (shard {opts.shard} of {len(selected)})" if opts.shard != shard.WHOLE else ""
         out.print(f"[bold]{info.filename}[/] sha256 {info.sha256[:16]}… — {len(cells)} "
-                  f"cell{'s' if len(cells) != 1 else ''}, {jobs} at a time", highlight=False)
+                  f"cell{'s' if len(cells) != 1 else ''}{part}, {jobs} at a time",
+                  highlight=False)
         ctx = RunContext(run_id=run_id, root=root, wheel=info, package=m.package,
                          keep_failed=opts.keep_failed)
         results: list[CellResult] = []
@@ -178,25 +194,34 @@ def run(opts: Options, out: Console) -> int:
         except KeyboardInterrupt:
             ctx.interrupted.set()
         interrupted = ctx.interrupted.is_set()
-        code = exit_code(results, interrupted)
+        code = exit_code(results, interrupted) if cells else EXIT_PASS  # an empty shard
         run_info = report.RunInfo(run_id=run_id, matrix=str(m.path), wheel=info,
                                   started=started, finished=time.time(),
                                   interrupted=interrupted, exit_code=code,
-                                  selected=tuple(c.id for c in cells))
+                                  selected=tuple(c.id for c in cells),
+                                  matrix_sha256=shard.matrix_digest(m, selected),
+                                  shard=str(opts.shard),
+                                  all_cells=tuple(c.id for c in selected))
         paths = report.write(opts.report_dir, run_info, results)
     console.summary(out, results, live_shown=out.is_terminal)
     counts = ", ".join(f"{n} {v.value}" for v in Verdict
                        if (n := sum(r.verdict is v for r in results)))
     out.print(f"{counts or 'no cells ran'}{' (interrupted)' if interrupted else ''}; "
-              f"reports: {paths['json']}, {paths['junit']}; exit {code}", highlight=False)
+              f"reports: {paths['json']}, {paths['junit']}, {paths['summary']}; exit {code}",
+              highlight=False)
     return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; every bad input is one line and exit 2."""
     out = Console(stderr=True, soft_wrap=True)
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        return run(parse_options(argv), out)
+        if args[:1] == ["merge"]:
+            from harness import merge
+
+            return merge.main(args[1:], out)
+        return run(parse_options(args), out)
     except HarnessError as exc:
         for line in str(exc).splitlines():
             out.print(f"[red]error:[/] {escape(line)}", highlight=False)

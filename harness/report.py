@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.verdict import CellResult, Verdict, summarize
+from harness import summary
+from harness.verdict import CellResult, CheckResult, Diagnosis, Verdict, summarize
 from harness.wheel import WheelInfo
 
 SCHEMA_VERSION = 1
@@ -30,6 +31,9 @@ class RunInfo:
     interrupted: bool
     exit_code: int
     selected: tuple[str, ...]
+    matrix_sha256: str = ""  # matrix content + the whole unsharded selection
+    shard: str = "1/1"
+    all_cells: tuple[str, ...] = ()  # the unsharded selection (``selected`` is this shard's)
 
 
 def _cell(result: CellResult) -> dict[str, Any]:
@@ -73,8 +77,26 @@ def to_json(run: RunInfo, results: Sequence[CellResult]) -> dict[str, Any]:
                   "tags": sorted(str(t) for t in w.tags)},
         "summary": summarize(results),
         "selected": list(run.selected),
+        "matrix_sha256": run.matrix_sha256,
+        "shard": run.shard,
+        "all_cells": list(run.all_cells or run.selected),
         "cells": [_cell(r) for r in results],
     }
+
+
+def result_from_json(cell: dict[str, Any]) -> CellResult:
+    """A report's cell back as a CellResult (what merging shards needs for JUnit)."""
+    diagnosis = cell.get("diagnosis")
+    return CellResult(
+        cell_id=cell["id"], kind=cell["kind"], verdict=Verdict(cell["verdict"]),
+        reason=cell.get("reason", ""),
+        checks=tuple(CheckResult(name=c["name"], status=c["status"], detail=c.get("detail", ""),
+                                 seconds=c.get("seconds"), data=c.get("data") or {})
+                     for c in cell.get("checks", [])),
+        facts=cell.get("interpreter") or {}, environment=cell.get("environment") or {},
+        seconds=cell.get("seconds") or 0.0,
+        diagnosis=Diagnosis(**diagnosis) if diagnosis else None,
+        stderr=cell.get("stderr_tail", ""))
 
 
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -87,7 +109,12 @@ def xml_text(text: str) -> str:
 
 def to_junit(run: RunInfo, results: Sequence[CellResult]) -> ET.ElementTree:
     """JUnit XML: a testsuite per cell, a testcase per check."""
-    suites = ET.Element("testsuites", name=f"smoke {run.wheel.filename}")
+    return junit_tree(f"smoke {run.wheel.filename}", results)
+
+
+def junit_tree(title: str, results: Sequence[CellResult]) -> ET.ElementTree:
+    """JUnit XML named ``title``: a testsuite per cell, a testcase per check."""
+    suites = ET.Element("testsuites", name=title)
     for r in results:
         suite = ET.SubElement(suites, "testsuite", name=r.cell_id, time=f"{r.seconds:.3f}")
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
@@ -128,13 +155,20 @@ def to_junit(run: RunInfo, results: Sequence[CellResult]) -> ET.ElementTree:
 
 
 def write(report_dir: Path, run: RunInfo, results: Sequence[CellResult]) -> dict[str, Path]:
-    """Write smoke.json and smoke.junit.xml; return their paths."""
+    """Write smoke.json, smoke.junit.xml and smoke.md; return their paths."""
+    return write_documents(report_dir, to_json(run, results), to_junit(run, results))
+
+
+def write_documents(report_dir: Path, data: dict[str, Any],
+                    junit: ET.ElementTree) -> dict[str, Path]:
+    """Write a JSON report, its JUnit XML and its markdown summary (also to
+    ``$GITHUB_STEP_SUMMARY`` when set); return their paths."""
     report_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": report_dir / "smoke.json", "junit": report_dir / "smoke.junit.xml"}
     tmp = paths["json"].with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(to_json(run, results), indent=2, default=str) + "\n")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
     tmp.replace(paths["json"])
-    tree = to_junit(run, results)
-    ET.indent(tree)
-    tree.write(paths["junit"], encoding="utf-8", xml_declaration=True)
+    ET.indent(junit)
+    junit.write(paths["junit"], encoding="utf-8", xml_declaration=True)
+    paths["summary"] = summary.publish(report_dir, data)
     return paths

@@ -124,7 +124,7 @@ def run_cell(cell: Cell, ctx: RunContext, factory: EnvironmentFactory) -> CellRe
     kept = getattr(env, "kept", None)
     if kept:
         result = replace(result, reason=f"{result.reason} [kept for an hour: docker exec -it "
-                         f"{kept} sh (the venv is /tmp/cell/venv); then docker rm -f {kept}]")
+                         f"{kept} sh (the venv is /tmp/cell/venv); then docker rm -fv {kept}]")
     return explain(replace(result, seconds=time.monotonic() - start), ctx.wheel, ctx.package)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 import socket
+import tarfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -16,6 +18,7 @@ import docker
 import docker.errors
 import requests.exceptions
 from docker.models.containers import Container
+from docker.types import Mount
 
 from harness import probe
 from harness.environments.base import CellEnvironment, ProbeSpec, cell_variables, parse_events
@@ -54,7 +57,7 @@ def reap(client: docker.DockerClient) -> list[str]:
         if not _orphaned(c):
             continue
         try:
-            c.remove(force=True)
+            c.remove(force=True, v=True)
             removed.append(c.name)
         except docker.errors.NotFound:
             pass
@@ -69,19 +72,39 @@ class Handle:
     keep: bool = False
 
 
+def wheel_archive(wheel: Path) -> bytes:
+    """The wheel as a tar stream holding one read-only file, for ``put_archive``."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(wheel.name)
+        info.size = wheel.stat().st_size
+        info.mode = 0o444
+        info.mtime = int(wheel.stat().st_mtime)
+        with wheel.open("rb") as f:
+            tar.addfile(info, f)
+    return buf.getvalue()
+
+
 @contextmanager
 def locked_down(client: docker.DockerClient, *, image: str, command: list[str],
-                wheel_dir: Path, labels: dict[str, str]) -> Iterator[Handle]:
-    """Own one container's whole life: created locked down, removed on any exit."""
+                wheel: Path, labels: dict[str, str]) -> Iterator[Handle]:
+    """Own one container's whole life: created locked down, removed on any exit.
+
+    The engine may share no filesystem with the harness (a remote ``DOCKER_HOST``, rootless
+    or Desktop engines): nothing of the host is mounted. The wheel goes in through the API,
+    copied into an anonymous volume at /wheel (the root filesystem is read-only, and the
+    /tmp tmpfs only exists once the container runs); removing the container removes it.
+    """
     container = client.containers.create(
         image, command=command, user="1000:1000", working_dir="/tmp",
         environment=cell_variables("/tmp", "/tmp"), network_mode="none", read_only=True,
         tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={TMP_SIZE},mode=1777"}, cap_drop=["ALL"],
         security_opt=["no-new-privileges"], pids_limit=PIDS, mem_limit=MEMORY,
-        volumes={str(wheel_dir): {"bind": WHEEL_MOUNT, "mode": "ro"}}, labels=labels,
+        mounts=[Mount(target=WHEEL_MOUNT, source=None, type="volume")], labels=labels,
         detach=True)
     handle = Handle(container=container)
     try:
+        container.put_archive(WHEEL_MOUNT, wheel_archive(wheel))
         yield handle
     finally:
         if not handle.keep:
@@ -90,7 +113,7 @@ def locked_down(client: docker.DockerClient, *, image: str, command: list[str],
 
 def _remove(container: Container) -> None:
     try:
-        container.remove(force=True)
+        container.remove(force=True, v=True)  # v: its anonymous /wheel volume too
     except docker.errors.NotFound:
         pass
     except docker.errors.APIError as exc:  # removal already in progress
@@ -124,7 +147,7 @@ class ContainerEnvironment(CellEnvironment):
         start = time.monotonic()
         try:
             with locked_down(self.client, image=self.image, command=argv,
-                             wheel_dir=wheel.parent, labels=labels) as handle:
+                             wheel=wheel, labels=labels) as handle:
                 c = handle.container
                 with self._lock:
                     if self._aborted:

@@ -7,11 +7,18 @@ set -eu
 pkgs=$(gmp_packages)
 if [ -n "$pkgs" ]; then
     say "purging" $pkgs
-    dpkg --purge --force-depends $pkgs
+    purge_packages $pkgs
 fi
 say "deleting leftover files named libgmp*"
 find / -xdev -name 'libgmp*' -prune -print -exec rm -rf {} +
 if command -v apt-get >/dev/null; then
     apt-get clean
 fi
-ldconfig
+if command -v yum >/dev/null; then
+    yum clean all >/dev/null 2>&1 || true
+fi
+rm -rf /var/cache/apk/*
+# glibc: rebuild the linker cache; musl has none (its ldconfig, if any, is a no-op)
+if ldconfig -p >/dev/null 2>&1; then
+    ldconfig
+fi

@@ -1,0 +1,90 @@
+"""A JSON report -> a markdown summary: cells x checks, verdicts, diagnoses, go / no-go.
+
+Written to the report directory as ``smoke.md`` on every run, and appended to
+``$GITHUB_STEP_SUMMARY`` when that is set (a GitHub Actions job's summary page).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+FILE = "smoke.md"
+MARK = {"pass": "✅", "fail": "❌", "error": "⚠️", "timeout": "⏱️", "skip": "⏭️", "not run": "·"}
+VERDICT_MARK = {"PASS": "✅", "FAIL": "❌", "INVALID": "🚫", "TIMEOUT": "⏱️", "ERROR": "⚠️"}
+
+
+def _cell_text(text: str) -> str:
+    """One markdown table cell: no pipes, no newlines."""
+    return " ".join(text.replace("|", "\\|").split())
+
+
+def _check_names(cells: list[Mapping[str, Any]]) -> list[str]:
+    """Every check of every cell, in first-seen order."""
+    names: dict[str, None] = {}
+    for cell in cells:
+        for check in cell.get("checks", []):
+            names.setdefault(check["name"], None)
+    return list(names)
+
+
+def _decision(data: Mapping[str, Any]) -> str | None:
+    """The go / no-go line, when the report carries a decision."""
+    decision = data.get("decision")
+    if decision is None:
+        return None
+    if isinstance(decision, Mapping):
+        go = "GO" if decision.get("go") else "NO-GO"
+        return f"**{go}**: {_cell_text(str(decision.get('reason', '')))}"
+    return f"**{_cell_text(str(decision))}**"
+
+
+def markdown(data: Mapping[str, Any]) -> str:
+    """The summary of one (possibly merged) JSON report."""
+    wheel = data.get("wheel", {})
+    cells = list(data.get("cells", []))
+    counts = ", ".join(f"{n} {v}" for v, n in data.get("summary", {}).items() if n)
+    shard = data.get("shard", "1/1")
+    lines = [f"## Smoke: {wheel.get('file', '?')}", "",
+             f"sha256 `{wheel.get('sha256', '?')}` · {counts or 'no cells ran'}"
+             f"{' · shard ' + shard if shard != '1/1' else ''}"
+             f"{' · interrupted' if data.get('interrupted') else ''}"
+             f" · exit {data.get('exit_code')}", ""]
+    decision = _decision(data)
+    if decision:
+        lines += [decision, ""]
+    names = _check_names(cells)
+    if cells:
+        lines += ["| cell | verdict | " + " | ".join(names) + " |",
+                  "|---|---|" + "---|" * len(names)]
+        for cell in cells:
+            status = {c["name"]: c["status"] for c in cell.get("checks", [])}
+            marks = [MARK.get(status.get(n, ""), status.get(n, "")) for n in names]
+            verdict = cell["verdict"]
+            lines.append(f"| {cell['id']} | {VERDICT_MARK.get(verdict, '')} {verdict} | "
+                         + " | ".join(marks) + " |")
+        lines.append("")
+    problems = [c for c in cells if c["verdict"] != "PASS"]
+    if problems:
+        lines.append("### Not passed")
+        for cell in problems:
+            d = cell.get("diagnosis")
+            why = f" — **{_cell_text(d['title'])}**: {_cell_text(d['advice'])}" if d else ""
+            lines.append(f"- `{cell['id']}` {cell['verdict']}: "
+                         f"{_cell_text(cell.get('reason', ''))}{why}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def publish(report_dir: Path, data: Mapping[str, Any]) -> Path:
+    """Write ``smoke.md``; append it to ``$GITHUB_STEP_SUMMARY`` when set. Return the path."""
+    text = markdown(data)
+    path = report_dir / FILE
+    path.write_text(text, encoding="utf-8")
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as f:
+            f.write(text + "\n")
+    return path
