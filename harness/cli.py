@@ -8,13 +8,18 @@ infrastructure, 130 interrupted).
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import platform
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NoReturn
 
+from packaging.utils import canonicalize_name
 from rich.console import Console
 from rich.markup import escape
 
@@ -29,10 +34,12 @@ from harness.errors import (
     InputError,
 )
 from harness.prepare import make_environment, prepare
-from harness.runner import RunContext, run_all, run_directory
+from harness.runner import RunContext, run_all, run_directory, until_stopped
+from harness.stop import Stopped, StopSignals
 from harness.verdict import CellResult, Verdict
 
 DEFAULT_MATRIX = Path(__file__).resolve().parent.parent / "matrix.yaml"
+PREPARE_GRACE = 5.0  # seconds a stopped prepare (an image build) gets to unwind
 
 
 def parser() -> argparse.ArgumentParser:
@@ -79,8 +86,8 @@ class Options:
 def parse_options(argv: Sequence[str] | None) -> Options:
     """argv -> Options; numbers that make no sense are an InputError."""
     a = parser().parse_args(argv)
-    if a.timeout is not None and a.timeout <= 0:
-        raise InputError(f"--timeout {a.timeout:g}: give a number of seconds above 0")
+    if a.timeout is not None and not (math.isfinite(a.timeout) and a.timeout > 0):
+        raise InputError(f"--timeout {a.timeout:g}: give a finite number of seconds above 0")
     if a.jobs is not None and a.jobs < 1:
         raise InputError(f"--jobs {a.jobs}: give at least 1")
     if any(not s.strip(" ,") for s in a.select):
@@ -149,8 +156,35 @@ def exit_code(results: Sequence[CellResult], interrupted: bool) -> int:
     return EXIT_PASS if results else EXIT_INPUT
 
 
-def run(opts: Options, out: Console) -> int:
-    """The whole pipeline for one wheel."""
+def check_wheel_fits(info: wheel.WheelInfo, package: matrix.Package, source: Path) -> None:
+    """Refuse up front a wheel of another distribution, or one no Linux cell can install."""
+    if canonicalize_name(info.name) != canonicalize_name(package.distribution):
+        raise InputError(f"{info.path}: a wheel of {info.name}, but {source} tests "
+                         f"{package.distribution}; pass a {package.distribution} wheel, or a "
+                         f"matrix for {info.name} with --matrix")
+    machine = platform.machine()
+    if not any(t.interpreter.startswith(("py3", "cp3", "pp3")) and (
+            t.platform == "any" or (t.platform.startswith(("linux_", "manylinux", "musllinux"))
+                                    and t.platform.endswith(f"_{machine}")))
+               for t in info.tags):
+        tags = ", ".join(sorted(str(t) for t in info.tags))
+        raise InputError(f"{info.path}: no cell can install this wheel (tags {tags}; the "
+                         f"cells are Linux {machine}, Python 3); pass the wheel built for "
+                         f"linux/manylinux {machine}")
+
+
+def stop_aware_log(out: Console, stop: threading.Event) -> Callable[[str], None]:
+    """Prepare's log; once a stop signal came it raises in the (worker) thread calling it,
+    which unwinds an image build in progress (never called from a signal handler)."""
+    def log(line: str) -> None:
+        if stop.is_set():
+            raise Stopped
+        out.print(escape(line), highlight=False)
+    return log
+
+
+def run(opts: Options, out: Console, stop: StopSignals) -> int:
+    """The whole pipeline for one wheel; a stop signal ends it early with the report written."""
     m, cells = load_cells(opts)
     if opts.list_only:
         return list_cells(cells)
@@ -159,6 +193,7 @@ def run(opts: Options, out: Console) -> int:
                                 "(`nox -s smoke` builds the fixture wheel for you)")
     wheel_path = wheel.resolve(opts.wheel, m.package)
     checked = wheel.inspect(wheel_path)  # bad wheels refused now, named as the user gave them
+    check_wheel_fits(checked, m.package, m.path)
     writable_report_dir(opts.report_dir)
     started = time.time()
     jobs = opts.jobs or m.jobs or os.cpu_count() or 2
@@ -167,44 +202,84 @@ def run(opts: Options, out: Console) -> int:
         out.print(f"[bold]{info.filename}[/] sha256 {info.sha256[:16]}… — {len(cells)} "
                   f"cell{'s' if len(cells) != 1 else ''}, {jobs} at a time", highlight=False)
         ctx = RunContext(run_id=run_id, root=root, wheel=info, package=m.package,
-                         keep_failed=opts.keep_failed)
-        results: list[CellResult] = []
-        try:
-            prepare(ctx, cells, lambda line: out.print(escape(line), highlight=False),
-                    build_images=opts.build_images)
-            with console.Progress(cells, out) as progress:
-                results = run_all(cells, ctx, make_environment, jobs=jobs,
-                                  on_start=progress.started, on_result=progress.finished)
-        except KeyboardInterrupt:
-            ctx.interrupted.set()
-        interrupted = ctx.interrupted.is_set()
-        code = exit_code(results, interrupted)
-        run_info = report.RunInfo(run_id=run_id, matrix=str(m.path), wheel=info,
+                         keep_failed=opts.keep_failed, interrupted=stop.event)
+        preparing = until_stopped(lambda: prepare(ctx, cells, stop_aware_log(out, stop.event),
+                                                  build_images=opts.build_images),
+                                  stop.event, name="prepare")
+        with console.Progress(cells, out) as progress:
+            results = run_all(cells, ctx, make_environment, jobs=jobs,
+                              on_start=progress.started, on_result=progress.finished)
+        if preparing is not None:  # stopped mid-prepare: a build unwinds at its next log line
+            preparing.join(PREPARE_GRACE)
+
+        def run_info(interrupted: bool) -> report.RunInfo:
+            return report.RunInfo(run_id=run_id, matrix=str(m.path), wheel=info,
                                   started=started, finished=time.time(),
-                                  interrupted=interrupted, exit_code=code,
+                                  interrupted=interrupted,
+                                  exit_code=exit_code(results, interrupted),
                                   selected=tuple(c.id for c in cells))
-        paths = report.write(opts.report_dir, run_info, results)
+
+        written, failure = write_reports(opts.report_dir, run_info, results, stop.event)
+    interrupted = written.interrupted
+    code = written.exit_code
     console.summary(out, results, live_shown=out.is_terminal)
     counts = ", ".join(f"{n} {v.value}" for v in Verdict
                        if (n := sum(r.verdict is v for r in results)))
-    out.print(f"{counts or 'no cells ran'}{' (interrupted)' if interrupted else ''}; "
-              f"reports: {paths['json']}, {paths['junit']}; exit {code}", highlight=False)
+    if failure is not None:
+        code = code or EXIT_INPUT
+        out.print(f"[red]error:[/] {escape(str(failure))}", highlight=False)
+        reports = "reports not written"
+    else:
+        reports = "reports: " + ", ".join(str(p.absolute()) for p in
+                                           report.paths(opts.report_dir).values())
+    stopped = f" (interrupted by {stop.name})" if interrupted else ""
+    out.print(f"{counts or 'no cells ran'}{stopped}; {reports}; exit {code}", highlight=False)
     return code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; every bad input is one line and exit 2."""
+def write_reports(report_dir: Path, run_info: Callable[[bool], report.RunInfo],
+                  results: Sequence[CellResult], stop: threading.Event
+                  ) -> tuple[report.RunInfo, report.ReportWriteError | None]:
+    """Write the reports; again, marked interrupted, if a stop signal came while writing."""
+    while True:
+        interrupted = stop.is_set()
+        info = run_info(interrupted)
+        try:
+            report.write(report_dir, info, results)
+        except report.ReportWriteError as exc:
+            return info, exc
+        if stop.is_set() == interrupted:
+            return info, None
+
+
+def main(argv: Sequence[str] | None = None, *, stop: StopSignals | None = None) -> int:
+    """Entry point; every bad input is one line and exit 2.  Without ``stop`` (in-process
+    callers), the stop handlers are installed for the call and given back after it."""
+    own = stop is None
+    signals = stop or StopSignals().install()
     out = Console(stderr=True, soft_wrap=True)
     try:
-        return run(parse_options(argv), out)
+        return run(parse_options(argv), out, signals)
     except HarnessError as exc:
         for line in str(exc).splitlines():
             out.print(f"[red]error:[/] {escape(line)}", highlight=False)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        out.print("[red]interrupted[/]")
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED if signals.event.is_set() else exc.exit_code
+    finally:
+        if own:
+            signals.uninstall()
+
+
+def entry(stop: StopSignals | None = None) -> NoReturn:
+    """The program (console script, ``python -m harness``): handlers kept until exit."""
+    stop = stop or StopSignals().install()
+    code = main(stop=stop)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if stop.event.is_set() and any(not t.daemon and t is not threading.main_thread()
+                                   for t in threading.enumerate()):
+        os._exit(code)  # an abandoned image build must not hold the exit (the engine cancels it)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
 from harness.verdict import CellResult, Verdict, summarize
 from harness.wheel import WheelInfo
 
@@ -127,14 +128,33 @@ def to_junit(run: RunInfo, results: Sequence[CellResult]) -> ET.ElementTree:
     return ET.ElementTree(suites)
 
 
+class ReportWriteError(HarnessError):
+    """The reports could not be written; the previous ones are unchanged."""
+
+
+def paths(report_dir: Path) -> dict[str, Path]:
+    """Where the reports go."""
+    return {"json": report_dir / "smoke.json", "junit": report_dir / "smoke.junit.xml"}
+
+
 def write(report_dir: Path, run: RunInfo, results: Sequence[CellResult]) -> dict[str, Path]:
-    """Write smoke.json and smoke.junit.xml; return their paths."""
-    report_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": report_dir / "smoke.json", "junit": report_dir / "smoke.junit.xml"}
-    tmp = paths["json"].with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(to_json(run, results), indent=2, default=str) + "\n")
-    tmp.replace(paths["json"])
+    """Write smoke.json and smoke.junit.xml atomically (both temporary files first, then
+    renamed); on failure the previous reports stay intact and no temporary file is left."""
+    final = paths(report_dir)
+    tmp = {k: p.with_name(f"{p.name}.tmp") for k, p in final.items()}
     tree = to_junit(run, results)
     ET.indent(tree)
-    tree.write(paths["junit"], encoding="utf-8", xml_declaration=True)
-    return paths
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        tmp["json"].write_text(json.dumps(to_json(run, results), indent=2, default=str) + "\n")
+        tree.write(tmp["junit"], encoding="utf-8", xml_declaration=True)
+        for key, path in tmp.items():
+            path.replace(final[key])
+    except OSError as exc:
+        for path in tmp.values():
+            path.unlink(missing_ok=True)
+        raise ReportWriteError(f"could not write the reports to {report_dir.absolute()} "
+                               f"({exc.strerror or exc}); any previous report there is "
+                               "unchanged; free space there or pass another --report-dir") \
+            from exc
+    return final
