@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -18,7 +20,7 @@ from typing import Any
 from harness.cells import Cell
 from harness.diagnosis import explain
 from harness.environments.base import CellEnvironment, ProbeSpec
-from harness.errors import HarnessError
+from harness.errors import HarnessError, InfrastructureError
 from harness.liveness import pid_alive
 from harness.matrix import Package
 from harness.verdict import CellResult, CheckResult, ProbeRun, Verdict, check_order, judge
@@ -53,12 +55,37 @@ class RunContext:
             env.abort()
 
 
+def _ours(path: Path, *, private: bool) -> bool:
+    """A real directory (not a symlink) owned by this user (and closed to others)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
+            and not (private and st.st_mode & 0o077))
+
+
+def private_parent() -> Path:
+    """``$TMPDIR/q-kangaroo-smoke-<uid>``: this user's, mode 0700, never someone else's."""
+    parent = Path(tempfile.gettempdir()) / f"{TMP_PARENT}-{os.geteuid()}"
+    with contextlib.suppress(FileExistsError):
+        parent.mkdir(mode=0o700)
+    if not _ours(parent, private=True):
+        raise InfrastructureError(
+            f"{parent}: exists but is not a private directory of this user (a symlink, "
+            "another owner, or open to others); remove it, or set TMPDIR to a directory "
+            "only you can write")
+    return parent
+
+
 def reap_temp_dirs(parent: Path) -> list[Path]:
-    """Remove run directories whose harness process no longer exists."""
+    """Remove this user's run directories whose harness process no longer exists."""
     removed: list[Path] = []
-    if not parent.is_dir():
+    if not _ours(parent, private=True):
         return removed
     for run_dir in parent.glob("run-*"):
+        if not _ours(run_dir, private=False):
+            continue
         try:
             pid = int((run_dir / "owner.pid").read_text())
         except (OSError, ValueError):
@@ -71,17 +98,16 @@ def reap_temp_dirs(parent: Path) -> list[Path]:
 
 @contextmanager
 def run_directory(wheel_path: Path) -> Iterator[tuple[str, Path, Path]]:
-    """A private temp dir for the run holding a staged copy of the wheel; always removed."""
-    parent = Path(tempfile.gettempdir()) / TMP_PARENT
-    parent.mkdir(mode=0o755, exist_ok=True)
+    """A private temp dir for the run (mkdtemp: 0700, this user's) holding a staged copy of
+    the wheel; always removed.  Leftovers of this user's killed runs are reaped first."""
+    parent = private_parent()
     reap_temp_dirs(parent)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    root = parent / f"run-{run_id}"
-    root.mkdir(mode=0o755)
+    root = Path(tempfile.mkdtemp(prefix=f"run-{run_id}-", dir=parent))
     try:
         (root / "owner.pid").write_text(str(os.getpid()))
         staged = root / "wheel"
-        staged.mkdir(mode=0o755)
+        staged.mkdir(mode=0o755)  # bind-mounted read-only into containers (uid 1000)
         target = staged / wheel_path.name
         shutil.copyfile(wheel_path, target)
         target.chmod(0o644)
