@@ -7,7 +7,6 @@ infrastructure, 130 interrupted).
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import platform
@@ -25,6 +24,8 @@ from rich.markup import escape
 
 from harness import cells as cells_mod
 from harness import console, matrix, report, wheel
+from harness.arguments import DEFAULT_MATRIX as DEFAULT_MATRIX  # re-exported
+from harness.arguments import parser
 from harness.errors import (
     EXIT_FAIL,
     EXIT_INPUT,
@@ -38,34 +39,7 @@ from harness.runner import RunContext, run_all, run_directory, until_stopped
 from harness.stop import Stopped, StopSignals
 from harness.verdict import CellResult, Verdict
 
-DEFAULT_MATRIX = Path(__file__).resolve().parent.parent / "matrix.yaml"
 PREPARE_GRACE = 5.0  # seconds a stopped prepare (an image build) gets to unwind
-
-
-def parser() -> argparse.ArgumentParser:
-    """The command-line interface."""
-    p = argparse.ArgumentParser(
-        prog="python -m harness",
-        description="Prove a wheel installs and works on clean machines: fresh venvs and "
-                    "containers per matrix.yaml, GMP made unreachable, honest verdicts.",
-        epilog="Exit codes: 0 all PASS; 1 any FAIL (or INVALID/TIMEOUT without ERROR); 2 bad "
-               "input, or any ERROR without a FAIL; 130 interrupted.")
-    p.add_argument("wheel", nargs="?", type=Path,
-                   help="the wheel to test, or a directory holding it")
-    p.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix file")
-    p.add_argument("--select", "-k", action="append", default=[], metavar="PATTERN",
-                   help="only cells whose id or alias matches (fnmatch; repeatable; a,b)")
-    p.add_argument("--jobs", "-j", type=int, default=None,
-                   help="cells at once (default: matrix defaults.jobs, else CPU count)")
-    p.add_argument("--timeout", type=float, default=None, help="seconds per cell (override)")
-    p.add_argument("--report-dir", type=Path, default=Path("reports"),
-                   help="where smoke.json and smoke.junit.xml go (default: reports/)")
-    p.add_argument("--keep-failed", action="store_true",
-                   help="keep failed cells' containers and print how to enter them")
-    p.add_argument("--no-build-images", action="store_true",
-                   help="do not build missing images (their cells are ERROR)")
-    p.add_argument("--list", action="store_true", help="list the cells and exit")
-    return p
 
 
 @dataclass(frozen=True, kw_only=True)
