@@ -109,6 +109,6 @@ def test_signals_through_nox(tmp_path: Path, wheels: dict[str, Path], hanging_ma
 
 def child_runs_harness(pid: int) -> list[int]:
     """Children of ``pid`` running ``-m harness``."""
-    out = subprocess.run(["pgrep", "-P", str(pid), "-f", "-m harness"], capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(["pgrep", "-P", str(pid), "-f", "python -m harness "],
+                         capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
