@@ -4,12 +4,15 @@
 """Sessions: smoke (whole matrix), cell(<id>) (one cell), images, tests, lint, bench.
 
 ``nox -s smoke``               test the `good` fixture wheel (built on demand)
-``nox -s smoke -- PATH [...]`` test a wheel / a directory of wheels; more harness flags after it
+``nox -s smoke -- [OPTIONS] PATH [OPTIONS]``  a wheel / a directory of wheels, any harness
+                               options before or after it; relative paths are from where
+                               nox was run
 ``nox -s "cell(venv-py3.12)"`` one cell;  ``nox -l`` lists them all
 """
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import subprocess
 import sys
@@ -20,6 +23,7 @@ import nox
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
+from harness import arguments as _arguments  # noqa: E402
 from harness import cells as _cells  # noqa: E402
 from harness import matrix as _matrix  # noqa: E402
 
@@ -33,7 +37,14 @@ CELL_IDS = [c.id for c in _cells.expand(_matrix.load(ROOT / "matrix.yaml"))]
 
 
 def _install(session: nox.Session) -> None:
+    """Install the harness (editable) once; again only when pyproject.toml changes."""
+    stamp = Path(str(session.virtualenv.location)) / ".harness-installed"
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if stamp.is_file() and stamp.read_text() == wanted:
+        session.log("harness already installed (pyproject.toml unchanged)")
+        return
     session.install("-e", f"{ROOT}[test]")
+    stamp.write_text(wanted)
 
 
 def _fixture_wheel(session: nox.Session, variant: str = "good") -> str:
@@ -51,21 +62,21 @@ def _ensure_engine(session: nox.Session) -> None:
 
 def _smoke(session: nox.Session, extra: list[str]) -> None:
     _install(session)
-    args = list(session.posargs)
-    if args and not args[0].startswith("-"):
-        wheel, args = args[0], args[1:]
-    else:
-        wheel = _fixture_wheel(session)
+    args = [*extra, *session.posargs]  # the harness's argparse reads them, in any order
+    if _arguments.needs_default_wheel(args):
+        args.append(_fixture_wheel(session))
     _ensure_engine(session)  # not fatal: without an engine, container cells say ERROR
-    _harness(session, wheel, *extra, *args)
+    _harness(session, *args)
 
 
 def _harness(session: nox.Session, *args: str) -> None:
-    """Run the harness and keep its exit code (nox would turn every failure into 1)."""
+    """Run the harness from where nox was invoked (relative paths mean what the user meant)
+    and keep its exit code (nox would turn every failure into 1)."""
     cmd = [str(Path(str(session.bin)) / "python"), "-m", "harness", *args]
     session.log(" ".join(cmd))
-    proc = subprocess.Popen(cmd, cwd=ROOT)
-    # Ctrl-C / SIGTERM go to the harness, which cleans up and writes its report
+    proc = subprocess.Popen(cmd, cwd=session.invoked_from)
+    # Ctrl-C / SIGTERM: forwarded (a signal to nox alone must reach the harness); when the
+    # whole process group got it, the harness sees it twice: later ones are no-ops there
     forward = {s: signal.signal(s, lambda sig, _: proc.send_signal(sig))
                for s in (signal.SIGINT, signal.SIGTERM)}
     try:

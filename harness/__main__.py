@@ -1,5 +1,9 @@
-import sys
+"""``python -m harness``: stop handlers first (before the heavy imports), then the CLI."""
 
-from harness.cli import main
+from harness.stop import StopSignals
 
-sys.exit(main())
+_stop = StopSignals().install()
+
+from harness.cli import entry  # noqa: E402
+
+entry(_stop)

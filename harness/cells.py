@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,28 +38,49 @@ def _slug(text: str) -> str:
 
 def expand(matrix: Matrix) -> list[Cell]:
     """All cells of the matrix, venvs first, in file order."""
+    _finite_timeouts(matrix)
     cells: list[Cell] = []
+    explicit: set[str] = set()  # ids written in the matrix (not derived)
     for v in matrix.venvs:
         aliases: tuple[str, ...]
         if _VERSION.match(v.python):
             cid, aliases = f"venv-py{v.python}", (f"py{v.python}-venv",)
         else:
             cid, aliases = f"venv-{_slug(v.python.rsplit('/', 1)[-1])}", ()
+        explicit |= {v.id} if v.id else set()
         cells.append(Cell(id=v.id or cid, kind="venv", python=v.python, image=None,
                           timeout=v.timeout or matrix.timeout, aliases=aliases))
     for c in matrix.containers:
         m = _RECIPE.match(c.image)
         aliases = (f"py{m['py']}-{m['os']}",) if m else ()  # e.g. py3.9-debian11
+        explicit |= {c.id} if c.id else set()
         cells.append(Cell(id=c.id or f"docker-{_slug(c.image)}", kind="container",
                           python=c.python, image=c.image,
                           timeout=c.timeout or matrix.timeout, aliases=aliases))
-    seen: set[str] = set()
-    for cell in cells:
-        if cell.id in seen:
-            raise InputError(f"{matrix.path}: environments: two cells are named {cell.id!r}; "
-                             "give one of them an 'id'")
-        seen.add(cell.id)
+    ids = [c.id for c in cells]
+    for cid in ids:
+        if ids.count(cid) < 2:
+            continue
+        if cid in explicit:
+            raise InputError(f"{matrix.path}: environments: the id {cid!r} names two cells; "
+                             "make every 'id' different (and unlike the derived ids, "
+                             "see --list)")
+        raise InputError(f"{matrix.path}: environments: two entries make the same cell id "
+                         f"{cid!r}; give one of them an 'id'")
     return cells
+
+
+def _finite_timeouts(matrix: Matrix) -> None:
+    """YAML's .inf and .nan are numbers the schema lets through; no cell can wait for them."""
+    entries: list[tuple[str, float | None]] = [("defaults.timeout", matrix.timeout)]
+    entries += [(f"environments.venv[{i}].timeout", v.timeout)
+                for i, v in enumerate(matrix.venvs)]
+    entries += [(f"environments.container[{i}].timeout", c.timeout)
+                for i, c in enumerate(matrix.containers)]
+    for key, value in entries:
+        if value is not None and not math.isfinite(value):
+            raise InputError(f"{matrix.path}: {key}: {value} is not a number of seconds; "
+                             "give a finite number above 0")
 
 
 def select(cells: Sequence[Cell], patterns: Iterable[str]) -> list[Cell]:

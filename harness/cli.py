@@ -7,20 +7,26 @@ infrastructure, 130 interrupted).
 
 from __future__ import annotations
 
-import argparse
 import json
+import math
 import os
+import platform
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NoReturn
 
+from packaging.utils import canonicalize_name
 from rich.console import Console
 from rich.markup import escape
 
 from harness import cells as cells_mod
 from harness import console, matrix, report, shard, wheel
+from harness.arguments import DEFAULT_MATRIX as DEFAULT_MATRIX  # re-exported
+from harness.arguments import parser
 from harness.errors import (
     EXIT_FAIL,
     EXIT_INPUT,
@@ -30,41 +36,11 @@ from harness.errors import (
     InputError,
 )
 from harness.prepare import make_environment, prepare
-from harness.runner import RunContext, run_all, run_directory
+from harness.runner import RunContext, run_all, run_directory, until_stopped
+from harness.stop import Stopped, StopSignals
 from harness.verdict import CellResult, Verdict
 
-DEFAULT_MATRIX = Path(__file__).resolve().parent.parent / "matrix.yaml"
-
-
-def parser() -> argparse.ArgumentParser:
-    """The command-line interface."""
-    p = argparse.ArgumentParser(
-        prog="python -m harness",
-        description="Prove a wheel installs and works on clean machines: fresh venvs and "
-                    "containers per matrix.yaml, GMP made unreachable, honest verdicts.",
-        epilog="Exit codes: 0 all PASS; 1 any FAIL (or INVALID/TIMEOUT without ERROR); 2 bad "
-               "input, or any ERROR without a FAIL; 130 interrupted.")
-    p.add_argument("wheel", nargs="?", type=Path,
-                   help="the wheel to test, or a directory holding it")
-    p.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix file")
-    p.add_argument("--select", "-k", action="append", default=[], metavar="PATTERN",
-                   help="only cells whose id or alias matches (fnmatch; repeatable; a,b)")
-    p.add_argument("--jobs", "-j", type=int, default=None,
-                   help="cells at once (default: matrix defaults.jobs, else CPU count)")
-    p.add_argument("--timeout", type=float, default=None, help="seconds per cell (override)")
-    p.add_argument("--report-dir", type=Path, default=Path("reports"),
-                   help="where smoke.json and smoke.junit.xml go (default: reports/)")
-    p.add_argument("--keep-failed", action="store_true",
-                   help="keep failed cells' containers and print how to enter them")
-    p.add_argument("--no-build-images", action="store_true",
-                   help="do not build missing images (their cells are ERROR)")
-    p.add_argument("--list", action="store_true", help="list the cells and exit")
-    p.add_argument("--format", choices=("text", "json"), default="text",
-                   help="--list as text, or as a JSON array for a CI job matrix (fromJSON)")
-    p.add_argument("--shard", default=None, metavar="I/N",
-                   help="run slice I of N of the selected cells (deterministic, disjoint, "
-                        "balanced by kind); `python -m harness merge` joins the reports")
-    return p
+PREPARE_GRACE = 5.0  # seconds a stopped prepare (an image build) gets to unwind
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,8 +63,8 @@ class Options:
 def parse_options(argv: Sequence[str] | None) -> Options:
     """argv -> Options; numbers that make no sense are an InputError."""
     a = parser().parse_args(argv)
-    if a.timeout is not None and a.timeout <= 0:
-        raise InputError(f"--timeout {a.timeout:g}: give a number of seconds above 0")
+    if a.timeout is not None and not (math.isfinite(a.timeout) and a.timeout > 0):
+        raise InputError(f"--timeout {a.timeout:g}: give a finite number of seconds above 0")
     if a.jobs is not None and a.jobs < 1:
         raise InputError(f"--jobs {a.jobs}: give at least 1")
     if any(not s.strip(" ,") for s in a.select):
@@ -162,8 +138,35 @@ def exit_code(results: Sequence[CellResult], interrupted: bool) -> int:
     return EXIT_PASS if results else EXIT_INPUT
 
 
-def run(opts: Options, out: Console) -> int:
-    """The whole pipeline for one wheel."""
+def check_wheel_fits(info: wheel.WheelInfo, package: matrix.Package, source: Path) -> None:
+    """Refuse up front a wheel of another distribution, or one no Linux cell can install."""
+    if canonicalize_name(info.name) != canonicalize_name(package.distribution):
+        raise InputError(f"{info.path}: a wheel of {info.name}, but {source} tests "
+                         f"{package.distribution}; pass a {package.distribution} wheel, or a "
+                         f"matrix for {info.name} with --matrix")
+    machine = platform.machine()
+    if not any(t.interpreter.startswith(("py3", "cp3", "pp3")) and (
+            t.platform == "any" or (t.platform.startswith(("linux_", "manylinux", "musllinux"))
+                                    and t.platform.endswith(f"_{machine}")))
+               for t in info.tags):
+        tags = ", ".join(sorted(str(t) for t in info.tags))
+        raise InputError(f"{info.path}: no cell can install this wheel (tags {tags}; the "
+                         f"cells are Linux {machine}, Python 3); pass the wheel built for "
+                         f"linux/manylinux {machine}")
+
+
+def stop_aware_log(out: Console, stop: threading.Event) -> Callable[[str], None]:
+    """Prepare's log; once a stop signal came it raises in the (worker) thread calling it,
+    which unwinds an image build in progress (never called from a signal handler)."""
+    def log(line: str) -> None:
+        if stop.is_set():
+            raise Stopped
+        out.print(escape(line), highlight=False)
+    return log
+
+
+def run(opts: Options, out: Console, stop: StopSignals) -> int:
+    """The whole pipeline for one wheel; a stop signal ends it early with the report written."""
     m, selected = load_cells(opts)
     cells = shard.select(selected, opts.shard)
     if opts.list_only:
@@ -173,6 +176,7 @@ def run(opts: Options, out: Console) -> int:
                                 "(`nox -s smoke` builds the fixture wheel for you)")
     wheel_path = wheel.resolve(opts.wheel, m.package)
     checked = wheel.inspect(wheel_path)  # bad wheels refused now, named as the user gave them
+    check_wheel_fits(checked, m.package, m.path)
     writable_report_dir(opts.report_dir)
     started = time.time()
     jobs = opts.jobs or m.jobs or os.cpu_count() or 2
@@ -183,37 +187,65 @@ def run(opts: Options, out: Console) -> int:
                   f"cell{'s' if len(cells) != 1 else ''}{part}, {jobs} at a time",
                   highlight=False)
         ctx = RunContext(run_id=run_id, root=root, wheel=info, package=m.package,
-                         keep_failed=opts.keep_failed)
-        results: list[CellResult] = []
-        try:
-            prepare(ctx, cells, lambda line: out.print(escape(line), highlight=False),
-                    build_images=opts.build_images)
-            with console.Progress(cells, out) as progress:
-                results = run_all(cells, ctx, make_environment, jobs=jobs,
-                                  on_start=progress.started, on_result=progress.finished)
-        except KeyboardInterrupt:
-            ctx.interrupted.set()
-        interrupted = ctx.interrupted.is_set()
-        code = exit_code(results, interrupted) if cells else EXIT_PASS  # an empty shard
-        run_info = report.RunInfo(run_id=run_id, matrix=str(m.path), wheel=info,
+                         keep_failed=opts.keep_failed, interrupted=stop.event)
+        preparing = until_stopped(lambda: prepare(ctx, cells, stop_aware_log(out, stop.event),
+                                                  build_images=opts.build_images),
+                                  stop.event, name="prepare")
+        with console.Progress(cells, out) as progress:
+            results = run_all(cells, ctx, make_environment, jobs=jobs,
+                              on_start=progress.started, on_result=progress.finished)
+        if preparing is not None:  # stopped mid-prepare: a build unwinds at its next log line
+            preparing.join(PREPARE_GRACE)
+
+        def run_info(interrupted: bool) -> report.RunInfo:
+            return report.RunInfo(run_id=run_id, matrix=str(m.path), wheel=info,
                                   started=started, finished=time.time(),
-                                  interrupted=interrupted, exit_code=code,
+                                  interrupted=interrupted,
+                                  exit_code=exit_code(results, interrupted) if cells
+                                  else EXIT_PASS,  # an empty shard
                                   selected=tuple(c.id for c in cells),
                                   matrix_sha256=shard.matrix_digest(m, selected),
                                   shard=str(opts.shard),
                                   all_cells=tuple(c.id for c in selected))
-        paths = report.write(opts.report_dir, run_info, results)
+
+        written, failure = write_reports(opts.report_dir, run_info, results, stop.event)
+    interrupted = written.interrupted
+    code = written.exit_code
     console.summary(out, results, live_shown=out.is_terminal)
     counts = ", ".join(f"{n} {v.value}" for v in Verdict
                        if (n := sum(r.verdict is v for r in results)))
-    out.print(f"{counts or 'no cells ran'}{' (interrupted)' if interrupted else ''}; "
-              f"reports: {paths['json']}, {paths['junit']}, {paths['summary']}; exit {code}",
-              highlight=False)
+    if failure is not None:
+        code = code or EXIT_INPUT
+        out.print(f"[red]error:[/] {escape(str(failure))}", highlight=False)
+        reports = "reports not written"
+    else:
+        reports = "reports: " + ", ".join(str(p.absolute()) for p in
+                                           report.paths(opts.report_dir).values())
+    stopped = f" (interrupted by {stop.name})" if interrupted else ""
+    out.print(f"{counts or 'no cells ran'}{stopped}; {reports}; exit {code}", highlight=False)
     return code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; every bad input is one line and exit 2."""
+def write_reports(report_dir: Path, run_info: Callable[[bool], report.RunInfo],
+                  results: Sequence[CellResult], stop: threading.Event
+                  ) -> tuple[report.RunInfo, report.ReportWriteError | None]:
+    """Write the reports; again, marked interrupted, if a stop signal came while writing."""
+    while True:
+        interrupted = stop.is_set()
+        info = run_info(interrupted)
+        try:
+            report.write(report_dir, info, results)
+        except report.ReportWriteError as exc:
+            return info, exc
+        if stop.is_set() == interrupted:
+            return info, None
+
+
+def main(argv: Sequence[str] | None = None, *, stop: StopSignals | None = None) -> int:
+    """Entry point; every bad input is one line and exit 2.  Without ``stop`` (in-process
+    callers), the stop handlers are installed for the call and given back after it."""
+    own = stop is None
+    signals = stop or StopSignals().install()
     out = Console(stderr=True, soft_wrap=True)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -221,15 +253,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             from harness import merge
 
             return merge.main(args[1:], out)
-        return run(parse_options(args), out)
+        return run(parse_options(args), out, signals)
     except HarnessError as exc:
         for line in str(exc).splitlines():
             out.print(f"[red]error:[/] {escape(line)}", highlight=False)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        out.print("[red]interrupted[/]")
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED if signals.event.is_set() else exc.exit_code
+    finally:
+        if own:
+            signals.uninstall()
+
+
+def entry(stop: StopSignals | None = None) -> NoReturn:
+    """The program (console script, ``python -m harness``): handlers kept until exit."""
+    stop = stop or StopSignals().install()
+    code = main(stop=stop)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if stop.event.is_set() and any(not t.daemon and t is not threading.main_thread()
+                                   for t in threading.enumerate()):
+        os._exit(code)  # an abandoned image build must not hold the exit (the engine cancels it)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -33,10 +33,10 @@ import docker
 import docker.errors
 import yaml
 
-from harness import engine, interpreters
+from harness import engine, interpreters, resources
 from harness.errors import InfrastructureError
 
-IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
+IMAGES_DIR = resources.images_dir()
 RECIPES_FILE = IMAGES_DIR / "recipes.yaml"
 PROJECT = "q-kangaroo-smoke"
 BASE_REPO = f"{PROJECT}/base"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import summary
+from harness.errors import HarnessError
 from harness.verdict import CellResult, CheckResult, Diagnosis, Verdict, summarize
 from harness.wheel import WheelInfo
 
@@ -154,6 +155,16 @@ def junit_tree(title: str, results: Sequence[CellResult]) -> ET.ElementTree:
     return ET.ElementTree(suites)
 
 
+class ReportWriteError(HarnessError):
+    """The reports could not be written; the previous ones are unchanged."""
+
+
+def paths(report_dir: Path) -> dict[str, Path]:
+    """Where the reports go."""
+    return {"json": report_dir / "smoke.json", "junit": report_dir / "smoke.junit.xml",
+            "summary": report_dir / summary.FILE}
+
+
 def write(report_dir: Path, run: RunInfo, results: Sequence[CellResult]) -> dict[str, Path]:
     """Write smoke.json, smoke.junit.xml and smoke.md; return their paths."""
     return write_documents(report_dir, to_json(run, results), to_junit(run, results))
@@ -161,14 +172,26 @@ def write(report_dir: Path, run: RunInfo, results: Sequence[CellResult]) -> dict
 
 def write_documents(report_dir: Path, data: dict[str, Any],
                     junit: ET.ElementTree) -> dict[str, Path]:
-    """Write a JSON report, its JUnit XML and its markdown summary (also to
-    ``$GITHUB_STEP_SUMMARY`` when set); return their paths."""
-    report_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": report_dir / "smoke.json", "junit": report_dir / "smoke.junit.xml"}
-    tmp = paths["json"].with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    tmp.replace(paths["json"])
+    """Write a JSON report, its JUnit XML and its markdown summary atomically (temporary
+    files first, then renamed: on failure the previous reports stay intact and no temporary
+    file is left); then append the summary to ``$GITHUB_STEP_SUMMARY`` when set."""
+    final = paths(report_dir)
+    tmp = {k: p.with_name(f"{p.name}.tmp") for k, p in final.items()}
     ET.indent(junit)
-    junit.write(paths["junit"], encoding="utf-8", xml_declaration=True)
-    paths["summary"] = summary.publish(report_dir, data)
-    return paths
+    text = summary.markdown(data)
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        tmp["json"].write_text(json.dumps(data, indent=2, default=str) + "\n")
+        junit.write(tmp["junit"], encoding="utf-8", xml_declaration=True)
+        tmp["summary"].write_text(text, encoding="utf-8")
+        for key, path in tmp.items():
+            path.replace(final[key])
+    except OSError as exc:
+        for path in tmp.values():
+            path.unlink(missing_ok=True)
+        raise ReportWriteError(f"could not write the reports to {report_dir.absolute()} "
+                               f"({exc.strerror or exc}); any previous report there is "
+                               "unchanged; free space there or pass another --report-dir") \
+            from exc
+    summary.append_to_step_summary(text)
+    return final

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-import signal
+import stat
 import tempfile
 import threading
 import time
@@ -14,19 +15,19 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from harness.cells import Cell
 from harness.diagnosis import explain
 from harness.environments.base import CellEnvironment, ProbeSpec
-from harness.errors import HarnessError
+from harness.errors import HarnessError, InfrastructureError
 from harness.liveness import pid_alive
 from harness.matrix import Package
 from harness.verdict import CellResult, CheckResult, ProbeRun, Verdict, check_order, judge
 from harness.wheel import WheelInfo
 
 TMP_PARENT = "q-kangaroo-smoke"
+STOP_GRACE = 30.0  # seconds an aborted cell may take to stop before the run stops waiting
 
 EnvironmentFactory = Callable[[Cell, "RunContext"], CellEnvironment]
 
@@ -54,12 +55,37 @@ class RunContext:
             env.abort()
 
 
+def _ours(path: Path, *, private: bool) -> bool:
+    """A real directory (not a symlink) owned by this user (and closed to others)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
+            and not (private and st.st_mode & 0o077))
+
+
+def private_parent() -> Path:
+    """``$TMPDIR/q-kangaroo-smoke-<uid>``: this user's, mode 0700, never someone else's."""
+    parent = Path(tempfile.gettempdir()) / f"{TMP_PARENT}-{os.geteuid()}"
+    with contextlib.suppress(FileExistsError):
+        parent.mkdir(mode=0o700)
+    if not _ours(parent, private=True):
+        raise InfrastructureError(
+            f"{parent}: exists but is not a private directory of this user (a symlink, "
+            "another owner, or open to others); remove it, or set TMPDIR to a directory "
+            "only you can write")
+    return parent
+
+
 def reap_temp_dirs(parent: Path) -> list[Path]:
-    """Remove run directories whose harness process no longer exists."""
+    """Remove this user's run directories whose harness process no longer exists."""
     removed: list[Path] = []
-    if not parent.is_dir():
+    if not _ours(parent, private=True):
         return removed
     for run_dir in parent.glob("run-*"):
+        if not _ours(run_dir, private=False):
+            continue
         try:
             pid = int((run_dir / "owner.pid").read_text())
         except (OSError, ValueError):
@@ -72,17 +98,16 @@ def reap_temp_dirs(parent: Path) -> list[Path]:
 
 @contextmanager
 def run_directory(wheel_path: Path) -> Iterator[tuple[str, Path, Path]]:
-    """A private temp dir for the run holding a staged copy of the wheel; always removed."""
-    parent = Path(tempfile.gettempdir()) / TMP_PARENT
-    parent.mkdir(mode=0o755, exist_ok=True)
+    """A private temp dir for the run (mkdtemp: 0700, this user's) holding a staged copy of
+    the wheel; always removed.  Leftovers of this user's killed runs are reaped first."""
+    parent = private_parent()
     reap_temp_dirs(parent)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    root = parent / f"run-{run_id}"
-    root.mkdir(mode=0o755)
+    root = Path(tempfile.mkdtemp(prefix=f"run-{run_id}-", dir=parent))
     try:
         (root / "owner.pid").write_text(str(os.getpid()))
         staged = root / "wheel"
-        staged.mkdir(mode=0o755)
+        staged.mkdir(mode=0o755)  # bind-mounted read-only into containers (uid 1000)
         target = staged / wheel_path.name
         shutil.copyfile(wheel_path, target)
         target.chmod(0o644)
@@ -110,6 +135,8 @@ def run_cell(cell: Cell, ctx: RunContext, factory: EnvironmentFactory) -> CellRe
     with env:
         with ctx.lock:
             ctx.live.add(env)
+        if ctx.interrupted.is_set():  # abort_all may have listed the live cells just before
+            env.abort()
         try:
             run = env.run(ProbeSpec(package=ctx.package, wheel=ctx.wheel), cell.timeout)
         finally:
@@ -128,63 +155,80 @@ def run_cell(cell: Cell, ctx: RunContext, factory: EnvironmentFactory) -> CellRe
     return explain(replace(result, seconds=time.monotonic() - start), ctx.wheel, ctx.package)
 
 
-class _Interrupt(Exception):
-    pass
+def until_stopped(task: Callable[[], None], stop: threading.Event, *,
+                  name: str = "task") -> threading.Thread | None:
+    """Run ``task`` in a daemon thread until it ends or ``stop`` is set; poll, never block.
 
+    Returns None when the task ended (its exception, if any, re-raised here), else the
+    thread still running (abandoned: the caller decides how long to wait for it).
+    """
+    failure: list[BaseException] = []
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise _Interrupt(signal.Signals(signum).name)
+    def target() -> None:
+        try:
+            task()
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    while thread.is_alive() and not stop.is_set():
+        thread.join(0.1)
+    if thread.is_alive():
+        return thread
+    if failure and not stop.is_set():
+        raise failure[0]
+    return None
 
 
 def run_all(cells: Sequence[Cell], ctx: RunContext, factory: EnvironmentFactory, *, jobs: int,
             on_start: Callable[[Cell], None] = lambda c: None,
-            on_result: Callable[[CellResult], None] = lambda r: None) -> list[CellResult]:
-    """Run cells with at most ``jobs`` at once; on SIGINT/SIGTERM stop all, keep what finished.
+            on_result: Callable[[CellResult], None] = lambda r: None,
+            grace: float = STOP_GRACE) -> list[CellResult]:
+    """Run cells with at most ``jobs`` at once; when ``ctx.interrupted`` is set (a stop
+    signal), abort every live cell, keep what finished, and return within ``grace`` seconds.
 
-    Cells that were interrupted or never started come back as ERROR "interrupted"; the
-    caller checks ``ctx.interrupted``.
+    Cells that were interrupted or never started come back as ERROR "interrupted".
     """
     results: dict[str, CellResult] = {}
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    in_main = threading.current_thread() is threading.main_thread()
-    if in_main:
-        for s in old:
-            signal.signal(s, _raise_interrupt)
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="cell")
 
     def task(cell: Cell) -> CellResult:
+        if ctx.interrupted.is_set():
+            return error_result(cell, ctx.package, "interrupted before start")
         on_start(cell)
         return run_cell(cell, ctx, factory)
 
+    def collect(fut: Future[CellResult], cell: Cell) -> None:
+        if fut.cancelled():
+            result = error_result(cell, ctx.package, "interrupted before start")
+        elif (exc := fut.exception()) is not None:  # a harness fault: never lose the others
+            result = error_result(cell, ctx.package, f"harness fault: {exc!r}")
+        else:
+            result = fut.result()
+        results[cell.id] = result
+        on_result(result)
+
     futures: dict[Future[CellResult], Cell] = {pool.submit(task, c): c for c in cells}
+    pending = set(futures)
+    deadline: float | None = None
     try:
-        pending = set(futures)
         while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            if deadline is None and ctx.interrupted.is_set():
+                deadline = time.monotonic() + grace
+                for fut in pending:
+                    fut.cancel()
+                ctx.abort_all()
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
             for fut in done:
-                result = fut.result()
-                results[result.cell_id] = result
-                on_result(result)
-    except (_Interrupt, KeyboardInterrupt):
-        if in_main:  # a second Ctrl-C must not cut the clean-up short
-            for s in old:
-                signal.signal(s, signal.SIG_IGN)
-        ctx.abort_all()
-        for fut in futures:
-            fut.cancel()
-        for fut, cell in futures.items():
-            if cell.id in results:
-                continue
-            try:
-                result = fut.result(timeout=60) if not fut.cancelled() else error_result(
-                    cell, ctx.package, "interrupted before start")
-            except Exception as exc:  # report it, never lose the others
-                result = error_result(cell, ctx.package, f"interrupted: {exc}")
-            results[cell.id] = result
-            on_result(result)
+                collect(fut, futures[fut])
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        if in_main:
-            for s, handler in old.items():
-                signal.signal(s, handler)
+        pool.shutdown(wait=not pending, cancel_futures=True)
+    for fut in pending:  # did not stop within the grace period: reported, not waited for
+        result = error_result(futures[fut], ctx.package,
+                              f"interrupted: the cell did not stop within {grace:g} s")
+        results[result.cell_id] = result
+        on_result(result)
     return [results[c.id] for c in cells if c.id in results]

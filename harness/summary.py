@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 FILE = "smoke.md"
@@ -78,13 +77,9 @@ def markdown(data: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def publish(report_dir: Path, data: Mapping[str, Any]) -> Path:
-    """Write ``smoke.md``; append it to ``$GITHUB_STEP_SUMMARY`` when set. Return the path."""
-    text = markdown(data)
-    path = report_dir / FILE
-    path.write_text(text, encoding="utf-8")
+def append_to_step_summary(text: str) -> None:
+    """Append the summary to ``$GITHUB_STEP_SUMMARY`` when set (a GitHub Actions job)."""
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         with open(step_summary, "a", encoding="utf-8") as f:
             f.write(text + "\n")
-    return path

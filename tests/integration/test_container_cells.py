@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from harness.runner import private_parent
 from tests.conftest import ROOT, RunHarness, smoke_containers
 from tests.integration.expectations import VARIANTS, assert_cells_match
 
@@ -88,7 +88,7 @@ def test_hanging_cell_times_out_and_leaves_nothing(
     assert run.returncode == 1
     run_id = run.report["run_id"]  # type: ignore[index]
     assert smoke_containers(docker_client, run=run_id) == []
-    assert not Path(tempfile.gettempdir(), "q-kangaroo-smoke", f"run-{run_id}").exists()
+    assert not list(private_parent().glob(f"run-{run_id}-*"))
 
 
 def _start(args: list[str], report_dir: Path) -> subprocess.Popen[str]:

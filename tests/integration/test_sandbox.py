@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness import cli, probe, sandbox
+from harness.runner import private_parent
 
 STERILITY = ("import json, runpy; g = runpy.run_path({path!r}); "
              "print(json.dumps(g['sterility'](['gmp'], [])))")
@@ -104,7 +105,7 @@ def test_killed_run_leaves_no_venv_process_and_its_dir_is_reaped(
     while not cell_processes():
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.1)
-    run_dirs = {p for p in Path("/tmp/q-kangaroo-smoke").glob("run-*")
+    run_dirs = {p for p in private_parent().glob("run-*")
                 if (p / "owner.pid").read_text() == str(proc.pid)}
     assert len(run_dirs) == 1
     proc.send_signal(signal.SIGKILL)
@@ -116,5 +117,5 @@ def test_killed_run_leaves_no_venv_process_and_its_dir_is_reaped(
     assert run_dirs.pop().exists()  # left behind by SIGKILL ...
     assert cli.main([str(wheels["good"]), "--select", "venv-py3.12", "--report-dir",
                      str(tmp_path / "r2")]) == 0
-    assert not [p for p in Path("/tmp/q-kangaroo-smoke").glob("run-*")
+    assert not [p for p in private_parent().glob("run-*")
                 if (p / "owner.pid").exists() and (p / "owner.pid").read_text() == str(proc.pid)]

@@ -22,7 +22,9 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     (["/no/such.whl"], "no such file or directory"),
     (["--select", "py2.7-*", "/no/such.whl"], "matches no cell"),
     ([], "no wheel given"),
-    (["--timeout", "-5", "x.whl"], "--timeout -5: give a number of seconds above 0"),
+    (["--timeout", "-5", "x.whl"], "--timeout -5: give a finite number of seconds above 0"),
+    (["--timeout", "nan", "x.whl"], "--timeout nan: give a finite number of seconds above 0"),
+    (["--timeout", "inf", "x.whl"], "--timeout inf: give a finite number of seconds above 0"),
     (["--jobs", "0", "x.whl"], "--jobs 0: give at least 1"),
     (["--select", "", "x.whl"], "--select '': an empty pattern"),
 ])

@@ -102,7 +102,7 @@ def test_cell_ids_aliases_and_selection(tmp_path: Path) -> None:
 def test_duplicate_cell_ids_are_refused(tmp_path: Path) -> None:
     data = minimal()
     data["environments"] = {"venv": [{"python": "3.9"}, {"python": "3.9"}]}
-    with pytest.raises(InputError, match=r"two cells are named 'venv-py3\.9'"):
+    with pytest.raises(InputError, match=r"two entries make the same cell id 'venv-py3\.9'"):
         cells.expand(matrix.load(write(tmp_path, data)))
 
 

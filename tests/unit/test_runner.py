@@ -9,10 +9,13 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
+
 from harness.cells import Cell
 from harness.environments.base import CellEnvironment, ProbeSpec
 from harness.errors import InfrastructureError
 from harness.runner import RunContext, run_all
+from harness.stop import StopSignals
 from harness.verdict import ProbeRun, Verdict
 from tests.unit.conftest import PACKAGE, make_wheel, passing_events
 
@@ -78,18 +81,32 @@ def test_factory_failure_is_an_error_cell_not_a_crash(tmp_path: Path) -> None:
     assert results[1].reason == "no Python 3.12 found"
 
 
-def test_sigint_aborts_running_cells_and_keeps_finished_results(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_stop_signals_abort_running_cells_and_keep_finished_results(
+        tmp_path: Path, signum: int) -> None:
     FakeEnvironment.log = []
-    ctx = context(tmp_path)
+    stop = StopSignals().install()
+    ctx = RunContext(run_id="r", root=tmp_path, wheel=make_wheel(), package=PACKAGE,
+                     interrupted=stop.event)
 
     def factory(cell: Cell, _: Any) -> CellEnvironment:
         return FakeEnvironment(cell, 0.05 if cell.id == "c0" else 30)
 
-    threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    def storm() -> None:  # many signals, as a process group + nox's forwarding deliver them
+        for _ in range(20):
+            os.kill(os.getpid(), signum)
+            time.sleep(0.01)
+
+    sender = threading.Timer(0.5, storm)
+    sender.start()
     start = time.monotonic()
-    results = run_all(cells(4), ctx, factory, jobs=2)
-    assert time.monotonic() - start < 10
-    assert ctx.interrupted.is_set()
+    try:
+        results = run_all(cells(4), ctx, factory, jobs=2)
+    finally:
+        sender.join()  # every signal handled before the default handler is back
+        stop.uninstall()
+    assert time.monotonic() - start < 5
+    assert ctx.interrupted.is_set() and stop.received == signum
     by_id = {r.cell_id: r for r in results}
     assert by_id["c0"].verdict is Verdict.PASS
     assert all(by_id[c].verdict is Verdict.ERROR for c in ("c1", "c2", "c3"))
