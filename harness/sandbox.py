@@ -139,10 +139,10 @@ def _check(argv: list[str], is_root: bool) -> None:
 def prepare(root: Path, libraries: Sequence[str], extra_dirs: Iterable[str] = ()) -> Sandbox:
     """Build the run's sandbox once, and prove it starts a process.
 
-    Raises SandboxUnavailable when the host cannot do it (no namespaces, old kernel).
+    Root without the capability to mount (e.g. in a container) falls back to a user
+    namespace.  Raises SandboxUnavailable when the host cannot do it (says why).
     """
     found = library_files(libraries, extra_dirs)
-    is_root = os.geteuid() == 0
     try:
         root.mkdir(parents=True, exist_ok=True)
         empty = root / "empty"
@@ -153,14 +153,22 @@ def prepare(root: Path, libraries: Sequence[str], extra_dirs: Iterable[str] = ()
     cache = root / "ld.so.cache"
     if found and not os.path.exists("/etc/ld.so.cache"):
         raise SandboxUnavailable("/etc/ld.so.cache missing; cannot replace the linker cache")
-    head = [*_namespaces(is_root), _tool("mount"), _tool("ldconfig"), str(empty),
-            str(cache) if found else "-", *layers, "--"]
-    if found:
-        _check([*head, "--build-cache", str(cache)], is_root)
-        if not cache.exists():
-            raise SandboxUnavailable(f"ldconfig wrote no linker cache at {cache}")
-        cache.chmod(0o644)
-    else:
-        _check([*head, "/bin/true"], is_root)
+    tail = [_tool("mount"), _tool("ldconfig"), str(empty), str(cache) if found else "-",
+            *layers, "--"]
     hidden = tuple(os.path.join(d, n) for d, names in found.items() for n in names)
-    return Sandbox(launcher=tuple(head), hidden=hidden)
+    failures = []
+    for as_root in (True, False) if os.geteuid() == 0 else (False,):
+        head = [*_namespaces(as_root), *tail]
+        try:
+            if found:
+                _check([*head, "--build-cache", str(cache)], as_root)
+                if not cache.exists():
+                    raise SandboxUnavailable(f"ldconfig wrote no linker cache at {cache}")
+                cache.chmod(0o644)
+            else:
+                _check([*head, "/bin/true"], as_root)
+        except SandboxUnavailable as exc:
+            failures.append(str(exc))
+            continue
+        return Sandbox(launcher=tuple(head), hidden=hidden)
+    raise SandboxUnavailable("; ".join(failures))

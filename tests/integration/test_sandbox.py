@@ -126,20 +126,43 @@ if _os.fork() == 0:  # a daemon in its own session, every descriptor closed
     assert left == "", f"a daemon outlived its venv cell: {left}"
 
 
-def test_no_namespaces_means_error_never_an_unisolated_cell(
-        wheels: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def unavailable(*args: object, **kw: object) -> None:
-        raise sandbox.SandboxUnavailable("unshare: unshare failed: No space left on device")
+# Root that may not mount (as in a container); it keeps CAP_SETFCAP, which mapping root
+# into a user namespace needs (Linux >= 5.12), so the user namespace is its way out.
+CANNOT_MOUNT = ["setpriv", "--bounding-set", "-all,+setfcap", "--inh-caps", "-all,+setfcap",
+                "--ambient-caps", "+setfcap", "--securebits",
+                "+noroot,+noroot_locked,+no_setuid_fixup,+no_setuid_fixup_locked", "--"]
+NO_USER_NAMESPACES = ["unshare", "--user", "--map-root-user", "--", "/bin/sh", "-c",
+                      'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"', "limit"]
 
-    monkeypatch.setattr(sandbox, "prepare", unavailable)
-    for wheel in (wheels["good"], wheels["nogmp"]):
-        code = cli.main([str(wheel), "--select", "venv-py3.12", "--report-dir", str(tmp_path)])
-        cell = json.loads((tmp_path / "smoke.json").read_text())["cells"][0]
-        assert cell["verdict"] == "ERROR", cell["reason"]
-        assert "cannot isolate venv cells" in cell["reason"]
-        assert "No space left on device" in cell["reason"]
-        assert {c["status"] for c in cell["checks"]} == {"not run"}
-        assert code == 2
+
+@pytest.mark.parametrize(("prefix", "expected"), [
+    (CANNOT_MOUNT, {"good": "PASS", "nogmp": "FAIL"}),
+    (NO_USER_NAMESPACES + CANNOT_MOUNT, {"good": "ERROR", "nogmp": "ERROR"}),  # no way at all
+], ids=["root-that-cannot-mount", "no-namespaces-allowed"])
+def test_without_mount_rights_a_user_namespace_or_else_error_never_unisolated(
+        prefix: list[str], expected: dict[str, str], wheels: dict[str, Path],
+        tmp_path: Path) -> None:
+    """Like root in an unprivileged container, and like a host whose user namespaces are
+    disabled (a limit of 0, set inside a user namespace of the test's own)."""
+    assert os.geteuid() == 0, "dropping capabilities needs root"
+    verdicts = {}
+    for variant in expected:
+        reports = tmp_path / variant
+        proc = subprocess.run([*prefix, sys.executable, "-m", "harness", str(wheels[variant]),
+                               "--select", "venv-py3.12", "--report-dir", str(reports)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=600,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        cell = json.loads((reports / "smoke.json").read_text())["cells"][0]
+        verdicts[variant] = cell["verdict"]
+        if cell["verdict"] == "ERROR":
+            assert "cannot isolate venv cells" in cell["reason"], cell["reason"]
+            assert "No space left on device" in cell["reason"], cell["reason"]
+            assert {c["status"] for c in cell["checks"]} == {"not run"}
+            assert proc.returncode == 2, proc.stderr
+        else:
+            assert cell["checks"][1]["name"] == "sterility"
+            assert cell["checks"][1]["status"] == "pass", cell["reason"]
+    assert verdicts == expected
 
 
 # ----------------------------------- a changed /etc or library dir, in a namespace of its own
