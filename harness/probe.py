@@ -216,14 +216,13 @@ def sterility(libraries: list[str], forbidden_env: list[str]) -> dict[str, Any]:
         for f in files:
             problems.append("%s exists in a library search directory" % f)
     preload = _preload_entries()
-    evidence["ld.so.preload"] = preload
     if preload:
         problems.append("/etc/ld.so.preload preloads %s" % " ".join(preload))
     for name in list(forbidden_env) + ["LD_LIBRARY_PATH", "LD_PRELOAD"]:
         if name in os.environ:
             problems.append("environment variable %s is set" % name)
     return {"ok": not problems, "problems": problems, "evidence": evidence,
-            "searched_dirs": dirs}
+            "searched_dirs": dirs, "preload": preload}
 
 
 # ---------------------------------------------------------------- cell mode

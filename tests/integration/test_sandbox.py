@@ -231,7 +231,7 @@ print(subprocess.run(sb.wrap([sys.executable, '-I', '-c', {sterile!r}]),
 """])
     assert inside.returncode == 0, inside.stderr
     result = json.loads(inside.stdout)
-    assert result["ok"] is True and result["evidence"]["ld.so.preload"] == [], result
+    assert result["ok"] is True and result["preload"] == [], result
     assert harness_verdicts(outer, setup, wheels, tmp_path) == {"good": "PASS", "nogmp": "FAIL"}
 
 
