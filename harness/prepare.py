@@ -39,11 +39,12 @@ def prepare_venvs(ctx: RunContext, cells: Sequence[Cell], log: Log) -> None:
     try:
         ctx.resources["sandbox"] = sandbox.prepare(
             ctx.root / "sandbox", list(ctx.package.bundled_libraries), libdirs)
-    except sandbox.SandboxUnavailable as exc:
-        ctx.resources["sandbox"] = None
-        libs = ", ".join(ctx.package.bundled_libraries)
-        ctx.resources["note:venv"] = f"could not hide {libs} from venv cells: {exc}"
-        log(f"warning: {ctx.resources['note:venv']}; venv cells must prove sterility as-is")
+    except sandbox.SandboxUnavailable as exc:  # never run a venv cell unisolated
+        ctx.resources["sandbox"] = (
+            f"cannot isolate venv cells: {exc}; run as root, allow unprivileged user "
+            "namespaces (sysctl user.max_user_namespaces, "
+            "kernel.apparmor_restrict_unprivileged_userns=0) or use container cells")
+        log(f"error: {ctx.resources['sandbox']}")
 
 
 def prepare_containers(ctx: RunContext, cells: Sequence[Cell], log: Log, *,
@@ -94,11 +95,12 @@ def make_environment(cell: Cell, ctx: RunContext) -> CellEnvironment:
     if cell.kind == "venv":
         assert cell.python is not None
         interp = ctx.resources["interpreters"][cell.python]
-        if isinstance(interp, str):
-            raise InfrastructureError(interp)
-        return VenvEnvironment(python=interp.executable, run_root=ctx.root,
-                               sandbox=ctx.resources.get("sandbox"), uv=ctx.resources["uv"],
-                               cell_id=cell.id)
+        isolation = ctx.resources["sandbox"]
+        for problem in (interp, isolation):
+            if isinstance(problem, str):
+                raise InfrastructureError(problem)
+        return VenvEnvironment(python=interp.executable, run_root=ctx.root, sandbox=isolation,
+                               uv=ctx.resources["uv"], cell_id=cell.id)
     if "docker_error" in ctx.resources:
         raise InfrastructureError(ctx.resources["docker_error"])
     assert cell.image is not None

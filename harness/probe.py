@@ -91,12 +91,46 @@ def library_dirs() -> list[str]:
     libdir = sysconfig.get_config_var("LIBDIR")
     if libdir:
         dirs.append(libdir)
+    dirs.extend(_loader_search_dirs(dirs))
     seen: list[str] = []
     for d in dirs:
         real = os.path.realpath(d)
         if os.path.isdir(real) and real not in seen:
             seen.append(real)
     return seen
+
+
+def _loader_search_dirs(base: list[str]) -> list[str]:
+    """The loader's own search path (glibc-hwcaps, tls and legacy platform subdirs), as
+    LD_DEBUG=libs shows it for a library that does not exist; plus glibc-hwcaps/* of base."""
+    import glob
+
+    dirs = [d for b in base for d in sorted(glob.glob(os.path.join(b, "glibc-hwcaps", "*")))]
+    env = dict(os.environ, LD_DEBUG="libs")
+    env.pop("LD_DEBUG_OUTPUT", None)
+    try:
+        err = subprocess.run(
+            [sys.executable, "-I", "-S", "-c",
+             "import ctypes; ctypes.CDLL('libprobe-search-path-nonexistent.so')"],
+            capture_output=True, text=True, env=env, timeout=30).stderr
+    except (OSError, subprocess.SubprocessError):
+        return dirs
+    for line in err.splitlines():
+        if "search path=" in line:
+            path = line.split("search path=", 1)[1].split("\t")[0].strip()
+            dirs.extend(d for d in path.split(":") if d)
+    return dirs
+
+
+def _preload_entries() -> list[str]:
+    """What /etc/ld.so.preload makes the loader load into every process (even ``-I``)."""
+    try:
+        with open("/etc/ld.so.preload", encoding="utf-8", errors="replace") as fh:
+            return fh.read().replace(":", " ").split()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        return ["(unreadable: %s)" % exc]
 
 
 def _ld_so_conf_dirs(path: str, depth: int) -> list[str]:
@@ -181,11 +215,14 @@ def sterility(libraries: list[str], forbidden_env: list[str]) -> dict[str, Any]:
                 hit["soname"], ", ".join(hit["paths"]) or "?"))
         for f in files:
             problems.append("%s exists in a library search directory" % f)
+    preload = _preload_entries()
+    if preload:
+        problems.append("/etc/ld.so.preload preloads %s" % " ".join(preload))
     for name in list(forbidden_env) + ["LD_LIBRARY_PATH", "LD_PRELOAD"]:
         if name in os.environ:
             problems.append("environment variable %s is set" % name)
     return {"ok": not problems, "problems": problems, "evidence": evidence,
-            "searched_dirs": dirs}
+            "searched_dirs": dirs, "preload": preload}
 
 
 # ---------------------------------------------------------------- cell mode

@@ -17,11 +17,11 @@ from harness.verdict import ProbeRun
 
 
 class VenvEnvironment(CellEnvironment):
-    """One cell on the host: own temp dir, allowlisted env, own namespaces."""
+    """One cell on the host: own temp dir, allowlisted env, always its own namespaces."""
 
     kind = "venv"
 
-    def __init__(self, *, python: Path, run_root: Path, sandbox: Sandbox | None, uv: str,
+    def __init__(self, *, python: Path, run_root: Path, sandbox: Sandbox, uv: str,
                  cell_id: str) -> None:
         super().__init__()
         self.python = python
@@ -36,10 +36,8 @@ class VenvEnvironment(CellEnvironment):
         home.mkdir()
         tmp.mkdir()
         env = cell_variables(str(home), str(tmp))
-        argv = spec.argv(str(self.python), wheel_path=str(spec.wheel.path), uv=self.uv,
-                         workdir=str(self.workdir / "cell"))
-        if self.sandbox is not None:
-            argv = self.sandbox.wrap(argv)
+        argv = self.sandbox.wrap(spec.argv(str(self.python), wheel_path=str(spec.wheel.path),
+                                           uv=self.uv, workdir=str(self.workdir / "cell")))
         start = time.monotonic()
         with self._lock:
             if self._aborted:
