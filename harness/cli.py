@@ -103,7 +103,7 @@ def load_cells(opts: Options) -> tuple[matrix.Matrix, list[cells_mod.Cell]]:
 
 def check_images(m: matrix.Matrix, cells: Sequence[cells_mod.Cell]) -> None:
     """A bare name must be a recipe; anything else must look like an image reference."""
-    from harness.images import load_recipes
+    from harness.imaging import load_recipes
 
     recipes = load_recipes()
     for cell in cells:
