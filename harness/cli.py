@@ -28,7 +28,7 @@ from harness.errors import (
     HarnessError,
     InputError,
 )
-from harness.prepare import make_environment, prepare
+from harness.prepare import prepare
 from harness.runner import RunContext, run_all, run_directory
 from harness.verdict import CellResult, Verdict
 
@@ -166,14 +166,14 @@ def run(opts: Options, out: Console) -> int:
         info = replace(checked, path=staged)  # a byte copy; each cell re-hashes what it installs
         out.print(f"[bold]{info.filename}[/] sha256 {info.sha256[:16]}… — {len(cells)} "
                   f"cell{'s' if len(cells) != 1 else ''}, {jobs} at a time", highlight=False)
-        ctx = RunContext(run_id=run_id, root=root, wheel=info, package=m.package,
-                         keep_failed=opts.keep_failed)
+        ctx = RunContext(run_id=run_id, root=root, wheel=info, package=m.package)
         results: list[CellResult] = []
         try:
-            prepare(ctx, cells, lambda line: out.print(escape(line), highlight=False),
-                    build_images=opts.build_images)
+            prepared = prepare(cells, run_id=run_id, root=root, package=m.package,
+                               log=lambda line: out.print(escape(line), highlight=False),
+                               keep_failed=opts.keep_failed, build_images=opts.build_images)
             with console.Progress(cells, out) as progress:
-                results = run_all(cells, ctx, make_environment, jobs=jobs,
+                results = run_all(cells, ctx, prepared.environment, jobs=jobs,
                                   on_start=progress.started, on_result=progress.finished)
         except KeyboardInterrupt:
             ctx.interrupted.set()

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from harness.cells import Cell
 from harness.diagnosis import explain
@@ -28,7 +27,7 @@ from harness.wheel import WheelInfo
 
 TMP_PARENT = "q-kangaroo-smoke"
 
-EnvironmentFactory = Callable[[Cell, "RunContext"], CellEnvironment]
+EnvironmentFactory = Callable[[Cell], CellEnvironment]  # prepare.Prepared.environment
 
 
 @dataclass(kw_only=True)
@@ -39,8 +38,6 @@ class RunContext:
     root: Path
     wheel: WheelInfo
     package: Package
-    keep_failed: bool = False
-    resources: dict[str, Any] = field(default_factory=dict)
     live: set[CellEnvironment] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     interrupted: threading.Event = field(default_factory=threading.Event)
@@ -104,7 +101,7 @@ def run_cell(cell: Cell, ctx: RunContext, factory: EnvironmentFactory) -> CellRe
         return error_result(cell, ctx.package, "interrupted before start")
     start = time.monotonic()
     try:
-        env = factory(cell, ctx)
+        env = factory(cell)
     except HarnessError as exc:
         return error_result(cell, ctx.package, str(exc))
     with env:
@@ -118,13 +115,12 @@ def run_cell(cell: Cell, ctx: RunContext, factory: EnvironmentFactory) -> CellRe
     if ctx.interrupted.is_set() and run.infra_error is None and not run.events:
         run = ProbeRun(infra_error="interrupted", environment=run.environment)
     result = judge(run, cell_id=cell.id, kind=cell.kind, wheel=ctx.wheel, package=ctx.package)
-    note = ctx.resources.get(f"note:{cell.kind}")
-    if note and result.verdict is Verdict.INVALID:
-        result = replace(result, reason=f"{result.reason} ({note})")
-    kept = getattr(env, "kept", None)
-    if kept:
+    if env.note and result.verdict is Verdict.INVALID:
+        result = replace(result, reason=f"{result.reason} ({env.note})")
+    if env.kept:
         result = replace(result, reason=f"{result.reason} [kept for an hour: docker exec -it "
-                         f"{kept} sh (the venv is /tmp/cell/venv); then docker rm -f {kept}]")
+                         f"{env.kept} sh (the venv is /tmp/cell/venv); then docker rm -f "
+                         f"{env.kept}]")
     return explain(replace(result, seconds=time.monotonic() - start), ctx.wheel, ctx.package)
 
 

@@ -1,0 +1,77 @@
+"""What prepare makes: typed resources per kind of cell, and the one cell factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cells import Cell
+from harness.environments.container import ContainerEnvironment, ContainerResources
+from harness.environments.venv import VenvEnvironment, VenvResources
+from harness.errors import InfrastructureError
+from harness.imaging import Recipe
+from harness.interpreters import Interpreter
+from harness.prepare import Prepared
+
+
+def venv_cell(python: str) -> Cell:
+    return Cell(id=f"venv-py{python}", kind="venv", python=python, image=None, timeout=60)
+
+
+def container_cell(image: str, python: str | None = None) -> Cell:
+    return Cell(id=f"docker-{image}", kind="container", python=python, image=image, timeout=60)
+
+
+def prepared(tmp_path: Path, *, client: Any = None, error: str | None = None) -> Prepared:
+    found = Interpreter(executable=Path("/opt/py/bin/python3.12"), version="3.12.1",
+                        libdir="/opt/py/lib")
+    recipe = Recipe(name="debian12-py3.11", base="b", python="/usr/bin/python3")
+    return Prepared(kinds={
+        "venv": VenvResources(root=tmp_path, uv="/bin/uv", sandbox=None, note="no namespaces",
+                              interpreters={"3.12": found, "3.9": "no Python 3.9 found"}),
+        "container": ContainerResources(run_id="r1", client=client, error=error,
+                                        recipes={recipe.name: recipe}),
+    })
+
+
+def test_a_venv_cell_gets_its_interpreter_uv_and_the_note(tmp_path: Path) -> None:
+    with prepared(tmp_path).environment(venv_cell("3.12")) as env:
+        assert isinstance(env, VenvEnvironment)
+        assert env.python == Path("/opt/py/bin/python3.12")
+        assert env.uv == "/bin/uv" and env.sandbox is None
+        assert env.note == "no namespaces"
+        assert env.workdir.parent == tmp_path
+    assert not env.workdir.exists()
+
+
+def test_a_missing_interpreter_is_the_cells_infrastructure_error(tmp_path: Path) -> None:
+    with pytest.raises(InfrastructureError, match=r"no Python 3\.9 found"):
+        prepared(tmp_path).environment(venv_cell("3.9"))
+
+
+@pytest.mark.parametrize(("cell", "image", "python"), [
+    (container_cell("debian12-py3.11"), "q-kangaroo-smoke/debian12-py3.11:latest",
+     "/usr/bin/python3"),
+    (container_cell("my/img:1"), "my/img:1", "python3"),
+    (container_cell("my/img:1", "/usr/local/bin/python3.11"), "my/img:1",
+     "/usr/local/bin/python3.11"),
+])
+def test_a_container_cell_gets_the_recipes_image_or_the_reference(
+        tmp_path: Path, cell: Cell, image: str, python: str) -> None:
+    env = prepared(tmp_path, client=object()).environment(cell)
+    assert isinstance(env, ContainerEnvironment)
+    assert (env.image, env.python) == (image, python)
+    assert env.labels["q-kangaroo-smoke.run"] == "r1"
+    assert env.labels["q-kangaroo-smoke.cell"] == cell.id
+
+
+@pytest.mark.parametrize(("client", "error", "said"), [
+    (None, "cannot reach the Docker engine", "cannot reach the Docker engine"),
+    (object(), "building images failed: boom", "building images failed: boom"),
+])
+def test_without_engine_or_images_every_container_cell_is_an_error(
+        tmp_path: Path, client: Any, error: str, said: str) -> None:
+    with pytest.raises(InfrastructureError, match=said):
+        prepared(tmp_path, client=client, error=error).environment(container_cell("x:1"))
