@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,12 @@ import pytest
 
 from harness.cells import Cell
 from harness.environments.container import ContainerEnvironment, ContainerResources
-from harness.environments.venv import VenvEnvironment, VenvResources
+from harness.environments.venv import (
+    VenvEnvironment,
+    VenvResources,
+    make_virtualenv,
+    stdlib_venv_works,
+)
 from harness.errors import InfrastructureError
 from harness.imaging import Recipe
 from harness.interpreters import Interpreter
@@ -75,3 +81,23 @@ def test_without_engine_or_images_every_container_cell_is_an_error(
         tmp_path: Path, client: Any, error: str, said: str) -> None:
     with pytest.raises(InfrastructureError, match=said):
         prepared(tmp_path, client=client, error=error).environment(container_cell("x:1"))
+
+
+def test_a_python_whose_venv_fails_is_told_apart(tmp_path: Path) -> None:
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\ncase \"$*\" in *'-m venv'*) exit 1;; esac\n"
+                      f'exec {sys.executable} "$@"\n')
+    broken.chmod(0o755)
+    assert stdlib_venv_works(Path(sys.executable), tmp_path)
+    assert not stdlib_venv_works(broken, tmp_path)
+    assert list(tmp_path.iterdir()) == [broken]  # the trial venvs are gone
+
+
+def test_virtualenv_makes_a_bare_venv_or_says_why_not(tmp_path: Path) -> None:
+    target = tmp_path / "venv"
+    assert make_virtualenv(Path(sys.executable), target, app_data=tmp_path / "app") is None
+    assert "virtualenv" in (target / "pyvenv.cfg").read_text()
+    assert (target / "bin" / "python").exists()
+    assert not list(target.glob("lib/python*/site-packages/pip"))  # --no-seed
+    why = make_virtualenv(tmp_path / "nope", tmp_path / "v2", app_data=tmp_path / "app")
+    assert why
