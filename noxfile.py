@@ -108,7 +108,7 @@ def images(session: nox.Session) -> None:
     """Build the clean images that are missing or outdated (no-op when current)."""
     _install(session)
     _ensure_engine(session)
-    session.run("python", "-m", "harness.images", *session.posargs)
+    session.run("python", "-m", "harness.imaging", *session.posargs)
 
 
 @nox.session

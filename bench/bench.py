@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness import cells as cells_mod  # noqa: E402
-from harness import engine, images, interpreters, matrix  # noqa: E402
+from harness import engine, imaging, interpreters, matrix  # noqa: E402
 
 IMPORT = "import q_kangaroo"
 
@@ -99,7 +99,7 @@ def main() -> int:
     m = matrix.load(ROOT / "matrix.yaml")
     cells = cells_mod.select(cells_mod.expand(m), args.select)
     client = engine.connect() if any(c.kind == "container" for c in cells) else None
-    built = images.ensure_images(sorted({c.image for c in cells if c.image}), client=client,
+    built = imaging.ensure_images(sorted({c.image for c in cells if c.image}), client=client,
                                  log=lambda line: None) if client else {}
 
     print(f"wheel {wheel.name}; {len(cells)} cells; repeat {args.repeat}")

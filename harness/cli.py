@@ -33,9 +33,10 @@ from harness.errors import (
     EXIT_INTERRUPTED,
     EXIT_PASS,
     HarnessError,
+    InfrastructureError,
     InputError,
 )
-from harness.prepare import make_environment, prepare
+from harness.prepare import Prepared, prepare
 from harness.runner import RunContext, run_all, run_directory, until_stopped
 from harness.stop import Stopped, StopSignals
 from harness.verdict import CellResult, Verdict
@@ -89,7 +90,7 @@ def load_cells(opts: Options) -> tuple[matrix.Matrix, list[cells_mod.Cell]]:
 
 def check_images(m: matrix.Matrix, cells: Sequence[cells_mod.Cell]) -> None:
     """A bare name must be a recipe; anything else must look like an image reference."""
-    from harness.images import load_recipes
+    from harness.imaging import load_recipes
 
     recipes = load_recipes()
     for cell in cells:
@@ -187,13 +188,18 @@ def run(opts: Options, out: Console, stop: StopSignals) -> int:
                   f"cell{'s' if len(cells) != 1 else ''}{part}, {jobs} at a time",
                   highlight=False)
         ctx = RunContext(run_id=run_id, root=root, wheel=info, package=m.package,
-                         keep_failed=opts.keep_failed, interrupted=stop.event)
-        preparing = until_stopped(lambda: prepare(ctx, cells, stop_aware_log(out, stop.event),
-                                                  build_images=opts.build_images),
-                                  stop.event, name="prepare")
-        with console.Progress(cells, out) as progress:
-            results = run_all(cells, ctx, make_environment, jobs=jobs,
-                              on_start=progress.started, on_result=progress.finished)
+                         interrupted=stop.event)
+        prepared: list[Prepared] = []
+        preparing = until_stopped(
+            lambda: prepared.append(prepare(
+                cells, run_id=run_id, root=root, package=m.package,
+                log=stop_aware_log(out, stop.event), keep_failed=opts.keep_failed,
+                build_images=opts.build_images)),
+            stop.event, name="prepare")
+        with console.Progress(cells, out) as progress:  # stopped while preparing: none starts
+            results = run_all(cells, ctx, prepared[0].environment if prepared else unprepared,
+                              jobs=jobs, on_start=progress.started,
+                              on_result=progress.finished)
         if preparing is not None:  # stopped mid-prepare: a build unwinds at its next log line
             preparing.join(PREPARE_GRACE)
 
@@ -224,6 +230,11 @@ def run(opts: Options, out: Console, stop: StopSignals) -> int:
     stopped = f" (interrupted by {stop.name})" if interrupted else ""
     out.print(f"{counts or 'no cells ran'}{stopped}; {reports}; exit {code}", highlight=False)
     return code
+
+
+def unprepared(cell: cells_mod.Cell) -> NoReturn:
+    """The factory when a stop signal ended preparing: no cell may start."""
+    raise InfrastructureError(f"{cell.id}: not prepared (the run was stopped)")
 
 
 def write_reports(report_dir: Path, run_info: Callable[[bool], report.RunInfo],

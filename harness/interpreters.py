@@ -1,8 +1,13 @@
-"""Find a host interpreter the way users expect: explicit path, PATH, then pyenv."""
+"""Find a host interpreter the way virtualenv does (python-discovery), pyenv's installs too.
+
+python-discovery looks at an explicit path, the running interpreter, PATH (resolving pyenv,
+mise and asdf shims), uv-managed Pythons, and on Windows the ``py`` launcher's registry. The
+installs under ``pyenv root`` are searched after all of PATH, newest first, even when pyenv
+has not selected them.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -10,33 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
+from python_discovery import PythonInfo, get_interpreter
 
 from harness.errors import InfrastructureError
-
-_QUERY = ("import json,sys,sysconfig;print(json.dumps([sys.executable,'%d.%d.%d'"
-          "%sys.version_info[:3],sysconfig.get_config_var('LIBDIR') or '']))")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Interpreter:
-    """A verified interpreter: the real executable and its version."""
+    """A verified interpreter: the real executable, its version and its library directory."""
 
     executable: Path
     version: str
-    found_by: str
     libdir: str = ""
-
-
-def _query(candidate: str, found_by: str) -> Interpreter | None:
-    try:
-        out = subprocess.run([candidate, "-I", "-c", _QUERY], capture_output=True, text=True,
-                             timeout=30, env={"PATH": os.defpath})
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    exe, version, libdir = json.loads(out.stdout)
-    return Interpreter(executable=Path(exe), version=version, found_by=found_by, libdir=libdir)
+    stdlib_venv: bool = True  # ``python -m venv`` works (else virtualenv makes the venvs)
 
 
 def pyenv_root() -> Path | None:
@@ -51,7 +42,8 @@ def pyenv_root() -> Path | None:
     return home if home.is_dir() else None
 
 
-def _pyenv_candidates(want: str) -> list[Path]:
+def _pyenv_bins() -> list[str]:
+    """``bin`` of every final-release install under pyenv, newest first."""
     root = pyenv_root()
     if root is None or not (root / "versions").is_dir():
         return []
@@ -61,30 +53,43 @@ def _pyenv_candidates(want: str) -> list[Path]:
             v = Version(entry.name)
         except InvalidVersion:
             continue
-        if f"{v.major}.{v.minor}" == want and not v.is_prerelease:
-            found.append((v, entry / "bin" / f"python{want}"))
-    return [p for _, p in sorted(found, reverse=True) if p.exists()]
+        if not v.is_prerelease and (entry / "bin").is_dir():
+            found.append((v, entry / "bin"))
+    return [str(p) for _, p in sorted(found, reverse=True)]
+
+
+def _search_env() -> dict[str, str]:
+    """The environment discovery sees: PATH then pyenv's installs; no PYTHON* variables.
+
+    Version-manager shims are left out: they start a pyenv, slowly, and answer for versions
+    it has not selected; the installs behind them are on the list.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    path = [d for d in env.get("PATH", "").split(os.pathsep)
+            if d and "shims" not in Path(d).parts]
+    env["PATH"] = os.pathsep.join([*path, *_pyenv_bins()])
+    return env
+
+
+def _release(info: PythonInfo) -> bool:
+    return info.version_info.releaselevel == "final"
 
 
 def find(spec: str) -> Interpreter:
     """Resolve '3.12' or '/path/to/python' to a working interpreter of that version."""
-    if "/" in spec:
-        hit = _query(spec, "explicit path")
-        if hit is None:
+    explicit = "/" in spec
+    info = get_interpreter(spec, env=_search_env(),
+                           predicate=None if explicit else _release)
+    exe = None if info is None else info.system_executable or info.executable  # a venv's base
+    if info is None or exe is None:
+        if explicit:
             raise InfrastructureError(f"interpreter {spec} does not run; fix the path in the "
                                       "matrix")
-        return hit
-    for directory in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = Path(directory) / f"python{spec}"
-        if "shims" in candidate.parts or not os.access(candidate, os.X_OK):
-            continue  # pyenv's shims answer for versions that are not selected: skip them
-        hit = _query(str(candidate), "PATH")
-        if hit and hit.version.startswith(spec + "."):
-            return hit
-    for candidate in _pyenv_candidates(spec):
-        hit = _query(str(candidate), "pyenv")
-        if hit and hit.version.startswith(spec + "."):
-            return hit
-    raise InfrastructureError(
-        f"no Python {spec} found on PATH or under pyenv; install it (e.g. `pyenv install "
-        f"{spec}`) or give its path as `python:` in the matrix")
+        raise InfrastructureError(
+            f"no Python {spec} found on PATH, under pyenv or uv; install it (e.g. `pyenv "
+            f"install {spec}` or `uv python install {spec}`) or give its path as `python:` "
+            "in the matrix")
+    major, minor, micro = info.version_info[:3]
+    libdir = info.sysconfig_vars.get("LIBDIR")
+    return Interpreter(executable=Path(exe), version=f"{major}.{minor}.{micro}",
+                       libdir=str(libdir) if libdir else "")

@@ -272,7 +272,10 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
     use_uv = os.path.exists(spec["uv"])
     venv_cmd = [sys.executable, "-I", "-S", "-m", "venv",  # no host site-packages, no .pth
                 *(["--without-pip"] if use_uv else []), venv_dir]
-    rc, out, err, secs = _run(venv_cmd, run_dir)
+    if spec.get("venv_made_by"):  # made by the host (virtualenv): this Python has no venv
+        rc, out, err, secs = 0, "made by " + spec["venv_made_by"], "", 0.0
+    else:
+        rc, out, err, secs = _run(venv_cmd, run_dir)
     emit("venv", returncode=rc, seconds=secs, output=_tail(out + err))
     if rc != 0:
         emit("error", stage="venv", message="python -m venv failed: " + _tail(err, 5))

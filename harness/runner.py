@@ -15,7 +15,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from harness.cells import Cell
 from harness.diagnosis import explain
@@ -29,7 +28,7 @@ from harness.wheel import WheelInfo
 TMP_PARENT = "q-kangaroo-smoke"
 STOP_GRACE = 30.0  # seconds an aborted cell may take to stop before the run stops waiting
 
-EnvironmentFactory = Callable[[Cell, "RunContext"], CellEnvironment]
+EnvironmentFactory = Callable[[Cell], CellEnvironment]  # prepare.Prepared.environment
 
 
 @dataclass(kw_only=True)
@@ -40,8 +39,6 @@ class RunContext:
     root: Path
     wheel: WheelInfo
     package: Package
-    keep_failed: bool = False
-    resources: dict[str, Any] = field(default_factory=dict)
     live: set[CellEnvironment] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     interrupted: threading.Event = field(default_factory=threading.Event)
@@ -129,7 +126,7 @@ def run_cell(cell: Cell, ctx: RunContext, factory: EnvironmentFactory) -> CellRe
         return error_result(cell, ctx.package, "interrupted before start")
     start = time.monotonic()
     try:
-        env = factory(cell, ctx)
+        env = factory(cell)
     except HarnessError as exc:
         return error_result(cell, ctx.package, str(exc))
     with env:
@@ -145,13 +142,12 @@ def run_cell(cell: Cell, ctx: RunContext, factory: EnvironmentFactory) -> CellRe
     if ctx.interrupted.is_set() and run.infra_error is None and not run.events:
         run = ProbeRun(infra_error="interrupted", environment=run.environment)
     result = judge(run, cell_id=cell.id, kind=cell.kind, wheel=ctx.wheel, package=ctx.package)
-    note = ctx.resources.get(f"note:{cell.kind}")
-    if note and result.verdict is Verdict.INVALID:
-        result = replace(result, reason=f"{result.reason} ({note})")
-    kept = getattr(env, "kept", None)
-    if kept:
+    if env.note and result.verdict is Verdict.INVALID:
+        result = replace(result, reason=f"{result.reason} ({env.note})")
+    if env.kept:
         result = replace(result, reason=f"{result.reason} [kept for an hour: docker exec -it "
-                         f"{kept} sh (the venv is /tmp/cell/venv); then docker rm -fv {kept}]")
+                         f"{env.kept} sh (the venv is /tmp/cell/venv); then docker rm -fv "
+                         f"{env.kept}]")
     return explain(replace(result, seconds=time.monotonic() - start), ctx.wheel, ctx.package)
 
 

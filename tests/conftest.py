@@ -45,9 +45,9 @@ def docker_client() -> Any:
 @pytest.fixture(scope="session")
 def images(docker_client: Any) -> dict[str, Any]:
     """The default clean images, built once (reused when current)."""
-    from harness import images as images_mod
+    from harness import imaging
 
-    return images_mod.ensure_images(None, client=docker_client, log=lambda line: None)
+    return imaging.ensure_images(None, client=docker_client, log=lambda line: None)
 
 
 @dataclass

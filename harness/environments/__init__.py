@@ -1,5 +1,9 @@
-"""Where a cell runs: a fresh venv on the host or a fresh container; same probe in both."""
+"""Where a cell runs: one module per kind of cell (``venv``, ``container``); same probe in all.
 
-from harness.environments.base import CellEnvironment, ProbeSpec, cell_variables
+Each kind's module has ``prepare(setup, cells) -> Resources`` (once per run) and its
+``Resources.environment(cell)`` makes the ``CellEnvironment`` of one cell.
+"""
 
-__all__ = ["CellEnvironment", "ProbeSpec", "cell_variables"]
+from harness.environments.base import CellEnvironment, ProbeSpec, Resources, Setup, cell_variables
+
+__all__ = ["CellEnvironment", "ProbeSpec", "Resources", "Setup", "cell_variables"]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness import probe
+from harness.cells import Cell
 from harness.matrix import Package
 from harness.verdict import ProbeRun
 from harness.wheel import WheelInfo
@@ -31,11 +33,13 @@ class ProbeSpec:
     package: Package
     wheel: WheelInfo
 
-    def to_json(self, *, wheel_path: str, uv: str, workdir: str, linger: int = 0) -> str:
-        """The probe's command-line argument for one cell."""
+    def to_json(self, *, wheel_path: str, uv: str, workdir: str, linger: int = 0,
+                venv_made_by: str = "") -> str:
+        """The probe's command-line argument for one cell (``venv_made_by``: made already)."""
         pkg = self.package
         return json.dumps({
             "mode": "cell", "wheel": wheel_path, "uv": uv, "workdir": workdir, "linger": linger,
+            "venv_made_by": venv_made_by,
             "package": {
                 "distribution": pkg.distribution, "import_name": pkg.import_name,
                 "version_from": list(pkg.version_from), "libraries": list(pkg.bundled_libraries),
@@ -66,9 +70,14 @@ def parse_events(stdout: str) -> tuple[dict[str, Any], ...]:
 
 
 class CellEnvironment(ABC):
-    """A fresh place to run one cell.  Use as a context manager; ``abort`` is thread-safe."""
+    """A fresh place to run one cell.  Use as a context manager; ``abort`` is thread-safe.
 
-    kind: str = "?"
+    ``note`` qualifies an INVALID verdict (e.g. why nothing could be hidden); ``kept`` names
+    what was left up for debugging.
+    """
+
+    note: str | None = None
+    kept: str | None = None
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -91,3 +100,27 @@ class CellEnvironment(ABC):
     @abstractmethod
     def close(self) -> None:
         """Remove everything this environment made."""
+
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Setup:
+    """What preparing one run's cells starts from (the same for every kind of cell)."""
+
+    run_id: str
+    root: Path  # the run's private temp dir
+    package: Package
+    uv: str  # the host's uv, found once before any thread
+    log: Log
+    keep_failed: bool = False
+    build_images: bool = True
+
+
+class Resources(ABC):
+    """What one kind of cell shares in a run, made once by that kind's ``prepare``."""
+
+    @abstractmethod
+    def environment(self, cell: Cell) -> CellEnvironment:
+        """A fresh environment for ``cell``; InfrastructureError when it cannot have one."""

@@ -7,7 +7,7 @@ import os
 import socket
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -20,8 +20,17 @@ import requests.exceptions
 from docker.models.containers import Container
 from docker.types import Mount
 
-from harness import probe
-from harness.environments.base import CellEnvironment, ProbeSpec, cell_variables, parse_events
+from harness import engine, imaging, probe
+from harness.cells import Cell
+from harness.environments.base import (
+    CellEnvironment,
+    ProbeSpec,
+    Resources,
+    Setup,
+    cell_variables,
+    parse_events,
+)
+from harness.errors import InfrastructureError
 from harness.liveness import pid_alive
 from harness.verdict import ProbeRun
 
@@ -124,8 +133,6 @@ def _remove(container: Container) -> None:
 class ContainerEnvironment(CellEnvironment):
     """One cell in a new container of a clean image."""
 
-    kind = "container"
-
     def __init__(self, *, client: docker.DockerClient, image: str, python: str,
                  labels: dict[str, str], keep_failed: bool = False) -> None:
         super().__init__()
@@ -134,7 +141,6 @@ class ContainerEnvironment(CellEnvironment):
         self.python = python
         self.labels = labels
         self.keep_failed = keep_failed
-        self.kept: str | None = None
         self._container: Container | None = None
 
     def run(self, spec: ProbeSpec, timeout: float) -> ProbeRun:
@@ -215,6 +221,51 @@ class ContainerEnvironment(CellEnvironment):
 
     def close(self) -> None:
         """Nothing to do: run() never leaves a container behind unless asked to keep it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerResources(Resources):
+    """What the container cells of a run share: the engine and the recipes' images."""
+
+    run_id: str
+    client: docker.DockerClient | None
+    error: str | None = None  # why no container cell can run (engine, image build)
+    recipes: Mapping[str, imaging.Recipe]  # recipe name -> its image tag and Python
+    keep_failed: bool = False
+
+    def environment(self, cell: Cell) -> ContainerEnvironment:
+        """A fresh container cell of the recipe's image, or of any image reference."""
+        if self.client is None or self.error is not None:
+            raise InfrastructureError(self.error or "no Docker engine")
+        assert cell.image is not None
+        recipe = self.recipes.get(cell.image)
+        image, python = (recipe.tag, recipe.python) if recipe else (cell.image, None)
+        return ContainerEnvironment(client=self.client, image=image,
+                                    python=cell.python or python or "python3",
+                                    labels=run_labels(self.run_id, cell.id),
+                                    keep_failed=self.keep_failed)
+
+
+def prepare(setup: Setup, cells: Sequence[Cell]) -> ContainerResources:
+    """Connect to the engine, reap leftovers, build missing or outdated recipe images."""
+    try:
+        client = engine.connect()
+    except InfrastructureError as exc:
+        setup.log(f"error: {exc}")
+        return ContainerResources(run_id=setup.run_id, client=None, error=str(exc), recipes={})
+    for name in reap(client):
+        setup.log(f"removed leftover container {name}")
+    recipes = imaging.load_recipes()
+    wanted = sorted({c.image for c in cells if c.image in recipes})
+    error = None
+    if wanted and setup.build_images:
+        try:
+            imaging.ensure_images(wanted, client=client, log=setup.log)
+        except Exception as exc:  # any build failure is an infrastructure fault
+            error = f"building images failed: {exc}"
+            setup.log(f"error: {error}")
+    return ContainerResources(run_id=setup.run_id, client=client, error=error, recipes=recipes,
+                              keep_failed=setup.keep_failed)
 
 
 def _passed(run: ProbeRun) -> bool:

@@ -60,9 +60,9 @@ def test_good_wheel_maps_the_bundled_gmp_inside_the_container(
 def test_image_that_still_has_gmp_is_invalid_never_pass(
         wheels: dict[str, Path], run_harness: RunHarness, matrix_file: Callable[..., Path],
         docker_client: Any) -> None:
-    from harness import images
+    from harness import imaging
 
-    base = images.ensure_base("bookworm", client=docker_client, log=lambda line: None)
+    base = imaging.ensure_base("bookworm", client=docker_client, log=lambda line: None)
     matrix = matrix_file(container=[{"image": base, "python": "/usr/bin/python3",
                                      "id": "unscrubbed"}])
     for variant in ("good", "nogmp"):

@@ -38,7 +38,7 @@ def test_non_editable_install_lists_cells_from_anywhere(tmp_path: Path) -> None:
         assert "docker-debian11-py3.9\tcontainer\tdebian11-py3.9" in proc.stdout
         assert "venv-py3.12\tvenv\t3.12" in proc.stdout
     recipes = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "harness.images", "--list"], cwd=elsewhere,
+        [str(venv / "bin" / "python"), "-m", "harness.imaging", "--list"], cwd=elsewhere,
         capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
     assert recipes.returncode == 0, recipes.stderr
     assert "debian12-py3.11" in recipes.stdout

@@ -86,7 +86,7 @@ def test_two_shards_merged_equal_the_unsharded_run(wheels: dict[str, Path], smal
 
 def test_container_cell_has_no_host_mount_and_gets_the_exact_wheel(
         wheels: dict[str, Path], docker_client: Any, tmp_path: Path) -> None:
-    from harness import images
+    from harness import imaging as images
     from harness.environments.container import LABEL, locked_down
 
     tag = images.ensure_images(["debian11-py3.9"], client=docker_client,
@@ -150,7 +150,7 @@ def second_engine(tmp_path: Path, docker_client: Any) -> Iterator[Callable[[], s
 def test_a_second_engine_that_shares_no_files_runs_a_cell(
         wheels: dict[str, Path], docker_client: Any, second_engine: Callable[[], str],
         run_harness: RunHarness, tmp_path: Path) -> None:
-    from harness import images
+    from harness import imaging as images
 
     tag = images.ensure_images(["debian11-py3.9"], client=docker_client,
                                log=lambda line: None)["debian11-py3.9"].tag

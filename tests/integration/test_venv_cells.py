@@ -133,3 +133,38 @@ def test_renamed_gmp_reached_through_an_absolute_runpath_is_caught(
         assert prov["status"] == "fail" and "libbignum.so.1" in prov["detail"]
         assert "outside the wheel" in cell["diagnosis"]["title"]
     assert run.returncode == 1
+
+
+@pytest.mark.parametrize(("variant", "verdict"), [("good", "PASS"), ("nogmp", "FAIL")])
+def test_a_python_without_a_working_venv_gets_its_venv_from_virtualenv(
+        variant: str, verdict: str, wheels: dict[str, Path], tmp_path: Path) -> None:
+    """A Python whose ``-m venv`` fails (Debian without python3-venv): virtualenv, same verdict."""
+    from dataclasses import replace
+
+    from harness import cells, matrix, wheel
+    from harness.environments.venv import VenvEnvironment, VenvResources
+    from harness.prepare import prepare
+    from harness.runner import RunContext, run_cell
+
+    m = matrix.load(Path(__file__).resolve().parents[2] / "matrix.yaml")
+    cell = next(c for c in cells.expand(m) if c.id == "venv-py3.12")
+    root = tmp_path / "run"
+    root.mkdir(mode=0o755)
+    staged = root / wheels[variant].name
+    shutil.copyfile(wheels[variant], staged)
+    info = wheel.inspect(staged)
+    ready = prepare([cell], run_id="t", root=root, package=m.package, log=lambda line: None)
+    found = ready.kinds["venv"]
+    assert isinstance(found, VenvResources)
+    broken = replace(found, interpreters={k: replace(v, stdlib_venv=False)  # type: ignore[type-var]
+                                          for k, v in found.interpreters.items()})
+    made: list[VenvEnvironment] = []
+
+    def factory(c: cells.Cell) -> VenvEnvironment:
+        made.append(broken.environment(c))
+        return made[-1]
+
+    result = run_cell(cell, RunContext(run_id="t", root=root, wheel=info, package=m.package),
+                      factory)
+    assert result.verdict.value == verdict, result.reason
+    assert made and not made[0].stdlib_venv

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +54,18 @@ def passing_events(facts: dict[str, Any] | None = None) -> list[dict[str, Any]]:
 @pytest.fixture
 def package() -> Package:
     return PACKAGE
+
+
+@pytest.fixture
+def synthetic_wheel(tmp_path: Path) -> Path:
+    """A tiny pure-Python q_kangaroo wheel file made here (no Rust build needed)."""
+    path = tmp_path / "q_kangaroo-1.0.0-py3-none-any.whl"
+    dist = "q_kangaroo-1.0.0.dist-info"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("q_kangaroo/__init__.py", '__version__ = "1.0.0"\n')
+        zf.writestr(f"{dist}/METADATA",
+                    "Metadata-Version: 2.1\nName: q_kangaroo\nVersion: 1.0.0\n")
+        zf.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\n"
+                    "Tag: py3-none-any\n")
+        zf.writestr(f"{dist}/RECORD", "")
+    return path

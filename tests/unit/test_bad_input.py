@@ -13,6 +13,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,7 +21,6 @@ import yaml
 
 from harness import cli, report
 from harness.cells import Cell
-from harness.runner import RunContext
 from tests.unit.conftest import make_wheel
 from tests.unit.test_runner import FakeEnvironment
 
@@ -159,7 +159,7 @@ def test_a_report_write_failure_mid_run_still_prints_the_table(
             resource.setrlimit(resource.RLIMIT_FSIZE, limit)
             signal.signal(signal.SIGXFSZ, old)
 
-    def factory(cell: Cell, ctx: RunContext) -> FakeEnvironment:
+    def factory(cell: Cell) -> FakeEnvironment:
         return FakeEnvironment(cell, 0)  # every cell passes
 
     data = yaml.safe_load(cli.DEFAULT_MATRIX.read_text())
@@ -167,8 +167,7 @@ def test_a_report_write_failure_mid_run_still_prints_the_table(
     data["environments"] = {"venv": [{"python": "3.12"}, {"python": "3.13"}]}
     matrix = tmp_path / "m.yaml"
     matrix.write_text(yaml.safe_dump(data))
-    monkeypatch.setattr(cli, "prepare", lambda *a, **k: None)
-    monkeypatch.setattr(cli, "make_environment", factory)
+    monkeypatch.setattr(cli, "prepare", lambda *a, **k: SimpleNamespace(environment=factory))
     monkeypatch.setattr(cli.report, "write", write_on_a_full_disk)
     code = cli.main([str(wheels["good"]), "--report-dir", str(reports), "--matrix", str(matrix)])
     err = capsys.readouterr().err

@@ -91,10 +91,10 @@ def test_exit_codes(verdicts: list[Verdict], code: int) -> None:
 
 
 def test_unwritable_report_dir_is_refused_before_running(
-        tmp_path: Path, wheels: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, synthetic_wheel: Path, capsys: pytest.CaptureFixture[str]) -> None:
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    assert cli.main([str(wheels["good"]), "--report-dir", str(blocker)]) == 2
+    assert cli.main([str(synthetic_wheel), "--report-dir", str(blocker)]) == 2
     assert "cannot write reports there" in one_error_line(capsys)
 
 

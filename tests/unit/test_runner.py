@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 
@@ -63,7 +63,7 @@ def context(tmp_path: Path) -> RunContext:
 
 def test_bound_is_respected_and_every_environment_is_closed(tmp_path: Path) -> None:
     FakeEnvironment.log, FakeEnvironment.peak = [], 0
-    results = run_all(cells(6), context(tmp_path), lambda c, ctx: FakeEnvironment(c, 0.1),
+    results = run_all(cells(6), context(tmp_path), lambda c: FakeEnvironment(c, 0.1),
                       jobs=2)
     assert [r.verdict for r in results] == [Verdict.PASS] * 6
     assert FakeEnvironment.peak == 2
@@ -71,7 +71,7 @@ def test_bound_is_respected_and_every_environment_is_closed(tmp_path: Path) -> N
 
 
 def test_factory_failure_is_an_error_cell_not_a_crash(tmp_path: Path) -> None:
-    def factory(cell: Cell, ctx: Any) -> CellEnvironment:
+    def factory(cell: Cell) -> CellEnvironment:
         if cell.id == "c1":
             raise InfrastructureError("no Python 3.12 found")
         return FakeEnvironment(cell, 0)
@@ -89,7 +89,7 @@ def test_stop_signals_abort_running_cells_and_keep_finished_results(
     ctx = RunContext(run_id="r", root=tmp_path, wheel=make_wheel(), package=PACKAGE,
                      interrupted=stop.event)
 
-    def factory(cell: Cell, _: Any) -> CellEnvironment:
+    def factory(cell: Cell) -> CellEnvironment:
         return FakeEnvironment(cell, 0.05 if cell.id == "c0" else 30)
 
     def storm() -> None:  # many signals, as a process group + nox's forwarding deliver them

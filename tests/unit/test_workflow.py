@@ -56,7 +56,7 @@ def test_workflow_shape() -> None:
     assert "${{ matrix.id }}" in str(jobs["cell"]["steps"])  # unique artifact names
     assert "harness merge" in str(jobs["merge"]["steps"])
     extra = data["env"]["EXTRA_IMAGES"].split()
-    from harness.images import load_recipes
+    from harness.imaging import load_recipes
 
     recipes = load_recipes()
     assert all(recipes[name].extra for name in extra)
