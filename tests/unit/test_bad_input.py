@@ -142,7 +142,7 @@ def test_a_failed_report_write_keeps_the_previous_report(tmp_path: Path,
 
 
 def test_a_report_write_failure_mid_run_still_prints_the_table(
-        tmp_path: Path, wheels: dict[str, Path], capsys: pytest.CaptureFixture[str],
+        tmp_path: Path, synthetic_wheel: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     reports = tmp_path / "reports"
     reports.mkdir()
@@ -164,12 +164,13 @@ def test_a_report_write_failure_mid_run_still_prints_the_table(
 
     data = yaml.safe_load(cli.DEFAULT_MATRIX.read_text())
     data["package"]["checks"] = data["package"]["checks"][:1]  # what the fake reports
+    data["package"]["wheel_tags"] = []  # the synthetic wheel is pure Python
     data["environments"] = {"venv": [{"python": "3.12"}, {"python": "3.13"}]}
     matrix = tmp_path / "m.yaml"
     matrix.write_text(yaml.safe_dump(data))
     monkeypatch.setattr(cli, "prepare", lambda *a, **k: SimpleNamespace(environment=factory))
     monkeypatch.setattr(cli.report, "write", write_on_a_full_disk)
-    code = cli.main([str(wheels["good"]), "--report-dir", str(reports), "--matrix", str(matrix)])
+    code = cli.main([str(synthetic_wheel), "--report-dir", str(reports), "--matrix", str(matrix)])
     err = capsys.readouterr().err
     assert code == 2, err  # every cell passed, but there is no report
     assert "Traceback" not in err
