@@ -32,6 +32,7 @@ CARGO_REGISTRY = Path("/usr/share/cargo/registry")
 PYO3_APT_PACKAGE = "librust-pyo3-dev"
 _COPY_IGNORE = ("target", "Cargo.lock", "__pycache__", "*.pyc", "dist")
 _LOG_TAIL_LINES = 40
+PRUNE_AFTER = 7 * 24 * 3600  # seconds a cached wheel may stay unused
 # Every variant: a real manylinux2014 wheel, linked by zig against glibc 2.17.
 MATURIN_BUILD = ("build", "--release", "--zig", "--compatibility", "manylinux2014")
 MATURIN_NATIVE = ("build", "--release")  # the `newglibc` variant: this host's glibc
@@ -347,7 +348,19 @@ def _cached_wheel(wheel_dir: Path) -> Path | None:
     if not (wheel_dir / "OK").exists():
         return None
     wheels = list(wheel_dir.glob("*.whl"))
-    return wheels[0] if len(wheels) == 1 else None
+    if len(wheels) != 1:
+        return None
+    (wheel_dir / "OK").touch()  # in use: _prune keeps it
+    return wheels[0]
+
+
+def _prune(variant_dir: Path, *, keep: Path) -> None:
+    """Drop this variant's wheels unused for a week. Never younger ones: other checkouts
+    (another branch's crate or build.py) share the cache and may be using them right now."""
+    for old in variant_dir.iterdir():
+        ok = old / "OK"
+        if old != keep and ok.exists() and time.time() - ok.stat().st_mtime > PRUNE_AFTER:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _prepare_crate(variant: Variant, dest: Path) -> None:
@@ -482,9 +495,7 @@ def _build_one(
     final = variant_dir / key
     shutil.rmtree(final, ignore_errors=True)
     staging.rename(final)
-    for old in variant_dir.iterdir():  # keep only the current wheel of this variant
-        if old != final:
-            shutil.rmtree(old, ignore_errors=True)
+    _prune(variant_dir, keep=final)
     log(f"{name}: built {wheels[0].name} in {time.monotonic() - started:.1f} s")
     return final / wheels[0].name
 
