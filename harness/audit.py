@@ -513,13 +513,31 @@ def _is_windows_guard(test: ast.expr) -> bool:
     return any(c.lower() in _WINDOWS_WORDS or c.lower().startswith("win") for c in constants)
 
 
+@dataclass(frozen=True, kw_only=True)
+class EnvLoad:
+    """A call loading native code (or adding a DLL directory) from an environment path."""
+
+    line: int
+    loader: str  # e.g. "os.add_dll_directory", "ctypes.CDLL"
+    variable: str  # the environment variable the path comes from
+    windows_only: bool  # inside an `if sys.platform == "win32"`-like block
+
+
+def env_native_loads(source: str | bytes, filename: str = "<string>") -> list[EnvLoad]:
+    """Native loads from environment-variable paths in one Python source (SyntaxError if it
+    does not parse). Follows names assigned from the environment within the module."""
+    visitor = _EnvLoads()
+    visitor.visit(ast.parse(source, filename=filename))
+    return visitor.found
+
+
 class _EnvLoads(ast.NodeVisitor):
     """Calls that load native code from a path taken from an environment variable."""
 
     def __init__(self) -> None:
         self.tainted: dict[str, str] = {}  # local name -> environment variable
         self.guarded = 0  # depth of `if <Windows>` blocks around the current node
-        self.found: list[tuple[int, str, str, bool]] = []  # line, loader, variable, guarded
+        self.found: list[EnvLoad] = []
 
     def _source(self, node: ast.AST) -> str | None:
         for sub in ast.walk(node):
@@ -560,7 +578,8 @@ class _EnvLoads(ast.NodeVisitor):
         if name in _LOADERS:
             for arg in [*node.args, *(k.value for k in node.keywords)]:
                 if (var := self._source(arg)) is not None:
-                    self.found.append((node.lineno, ast.unparse(func), var, self.guarded > 0))
+                    self.found.append(EnvLoad(line=node.lineno, loader=ast.unparse(func),
+                                              variable=var, windows_only=self.guarded > 0))
                     break
         self.generic_visit(node)
 
@@ -571,16 +590,15 @@ def _check_env_native_paths(dist: Dist, files: _WheelFiles, out: _Collector) -> 
         if not name.endswith(".py") or ".dist-info/" in name:
             continue
         try:
-            tree = ast.parse(files.data[name], filename=name)
+            found = env_native_loads(files.data[name], name)
         except (SyntaxError, ValueError):
             continue
-        visitor = _EnvLoads()
-        visitor.visit(tree)
-        for line, loader, var, guarded in visitor.found:
-            where = f"{name}:{line} calls {loader}() on a path from ${var}"
+        for load in found:
+            var = load.variable
+            where = f"{name}:{load.line} calls {load.loader}() on a path from ${var}"
             fix = (f"ship the library inside the wheel and load it relative to the package "
                    f"(auditwheel/delvewheel repair) instead of reading ${var}")
-            if guarded and not windows_wheel:
+            if load.windows_only and not windows_wheel:
                 out.add("env-native-library-path-guarded", f"{where}, only on Windows: not "
                         "reachable from this wheel's platforms, but the Windows wheel will "
                         "depend on the user's environment", fix)
