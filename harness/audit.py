@@ -85,7 +85,7 @@ DEFAULT_POLICY: Mapping[str, Level] = MappingProxyType({
     "sdist-version-mismatch": "blocker",
     "sdist-incomplete": "blocker",
     "no-sdist": "warning",
-    "musllinux-not-audited": "warning",
+    "libc-mismatch": "blocker",
 })
 DEFAULT_MAX_SIZE_MB = 50.0
 
@@ -359,9 +359,10 @@ def _check_native(dist: Dist, files: _WheelFiles, options: AuditOptions,
 
 
 def _check_auditwheel(dist: Dist, info: wheel_mod.WheelInfo, out: _Collector) -> None:
-    if any(t.platform.startswith("musllinux") for t in dist.tags):
-        out.add("musllinux-not-audited", "auditwheel's musllinux policy is not checked on this "
-                "host; only the cells on musl can confirm the tag", "add a musl cell")
+    musl_arches = sorted({m[1] for t in dist.tags
+                          if (m := re.match(r"^musllinux_\d+_\d+_(.+)$", t.platform))})
+    if musl_arches:
+        _check_musllinux(dist, musl_arches[0], out)
     if info.audit is None:
         return
     if info.audit.error:
@@ -383,6 +384,32 @@ def _check_auditwheel(dist: Dist, info: wheel_mod.WheelInfo, out: _Collector) ->
                 + (f" ({why})" if why else ""),
                 "build against the promised glibc (manylinux container or `maturin --zig "
                 "--compatibility ...`) and bundle external libraries, or tag what it meets")
+
+
+def _check_musllinux(dist: Dist, arch: str, out: _Collector) -> None:
+    """auditwheel's musl analysis: a musllinux tag on glibc-linked objects is a lie."""
+    from auditwheel.architecture import Architecture
+    from auditwheel.error import NonPlatformWheelError
+    from auditwheel.libc import Libc
+    from auditwheel.wheel_abi import analyze_wheel_abi
+
+    try:
+        info = analyze_wheel_abi(Libc.MUSL, Architecture(arch), dist.path, frozenset(),
+                                 disable_isa_ext_check=True, allow_graft=False)
+    except NonPlatformWheelError:
+        out.add("libc-mismatch", "tagged musllinux but no shared object in it is linked "
+                "against musl (auditwheel ignores them all): a musl system cannot load them",
+                "build inside a musllinux container (or `maturin --zig --compatibility "
+                "musllinux_1_2`) instead of re-tagging a glibc build")
+        return
+    except Exception as exc:
+        out.error("auditwheel-failed", f"auditwheel (musl) could not analyse the wheel: "
+                  f"{type(exc).__name__}: {exc}", "check the wheel's tags and ELF files")
+        return
+    external = sorted({lib for refs in info.external_refs.values() for lib in refs.libs})
+    if info.overall_policy.name.startswith("linux") and external:
+        out.add("external-library", "needs libraries that are neither bundled nor allowed by "
+                f"its musllinux tag: {', '.join(external)}", "bundle them: `auditwheel repair`")
 
 
 def _check_needed(info: wheel_mod.WheelInfo, options: AuditOptions, out: _Collector) -> None:
