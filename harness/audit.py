@@ -21,6 +21,7 @@ import csv
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -105,7 +106,7 @@ class Finding:
 class AuditOptions:
     """How strict the audit is and what it knows about the package."""
 
-    policy: Mapping[str, Level] = field(default_factory=lambda: DEFAULT_POLICY)
+    policy: Mapping[str, Level] = field(default_factory=lambda: dict(DEFAULT_POLICY))
     max_size_mb: float = DEFAULT_MAX_SIZE_MB
     bundled_libraries: tuple[str, ...] = ()  # e.g. ("gmp",): must be inside every binary wheel
     jobs: int = 0  # files audited at once; 0: one per CPU
@@ -157,11 +158,15 @@ def audit_release(release: ReleaseSet, options: AuditOptions | None = None) -> A
     """Audit every wheel and sdist of ``release`` (in parallel); a missing sdist is a finding."""
     options = options or AuditOptions()
     started = time.monotonic()
-    jobs = options.jobs or os.cpu_count() or 1
-    with concurrent.futures.ThreadPoolExecutor(max(1, min(jobs, len(release.files)))) as pool:
+    jobs = max(1, min(options.jobs or os.cpu_count() or 1, len(release.wheels)))
+    # Worker processes, not threads: auditwheel changes the process's working directory while
+    # it reads a wheel, which must not race with other audits or with the harness's own threads.
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
         futures = [pool.submit(audit_wheel, d, release.version, options) for d in release.wheels]
-        futures += [pool.submit(audit_sdist, d, release.version, options) for d in release.sdists]
-        findings = [f for future in futures for f in future.result()]
+        findings = [f for d in release.sdists for f in audit_sdist(d, release.version, options)]
+        for dist, future in zip(release.wheels, futures, strict=True):
+            findings += _result(dist, future, options)
     if not release.sdists:
         note = _Collector("(release)", options.policy)
         note.add("no-sdist", f"the release of {release.distribution} {release.version} has no "
@@ -169,6 +174,18 @@ def audit_release(release: ReleaseSet, options: AuditOptions | None = None) -> A
                  "add the sdist (`maturin sdist`, `python -m build --sdist`) to the upload")
         findings += note.findings
     return AuditReport(findings=tuple(findings), seconds=time.monotonic() - started)
+
+
+def _result(dist: Dist, future: concurrent.futures.Future[list[Finding]],
+            options: AuditOptions) -> list[Finding]:
+    """A worker's findings; a crash of the audit itself is an error finding for that file."""
+    try:
+        return future.result()
+    except Exception as exc:
+        out = _Collector(dist.filename, options.policy)
+        out.error("audit-crashed", f"the audit of this file failed: {type(exc).__name__}: "
+                  f"{exc}", "report this harness bug with the file attached")
+        return out.findings
 
 
 # --- wheels ----------------------------------------------------------------------------------
