@@ -21,7 +21,6 @@ import csv
 import hashlib
 import io
 import json
-import multiprocessing
 import os
 import re
 import shutil
@@ -159,14 +158,11 @@ def audit_release(release: ReleaseSet, options: AuditOptions | None = None) -> A
     options = options or AuditOptions()
     started = time.monotonic()
     jobs = max(1, min(options.jobs or os.cpu_count() or 1, len(release.wheels)))
-    # Worker processes, not threads: auditwheel changes the process's working directory while
-    # it reads a wheel, which must not race with other audits or with the harness's own threads.
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        futures = [pool.submit(audit_wheel, d, release.version, options) for d in release.wheels]
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        futures = [pool.submit(_audit_in_worker, d, release.version, options)
+                   for d in release.wheels]
         findings = [f for d in release.sdists for f in audit_sdist(d, release.version, options)]
-        for dist, future in zip(release.wheels, futures, strict=True):
-            findings += _result(dist, future, options)
+        findings = [f for future in futures for f in future.result()] + findings
     if not release.sdists:
         note = _Collector("(release)", options.policy)
         note.add("no-sdist", f"the release of {release.distribution} {release.version} has no "
@@ -176,16 +172,37 @@ def audit_release(release: ReleaseSet, options: AuditOptions | None = None) -> A
     return AuditReport(findings=tuple(findings), seconds=time.monotonic() - started)
 
 
-def _result(dist: Dist, future: concurrent.futures.Future[list[Finding]],
-            options: AuditOptions) -> list[Finding]:
-    """A worker's findings; a crash of the audit itself is an error finding for that file."""
+def _audit_in_worker(dist: Dist, version: Version, options: AuditOptions) -> list[Finding]:
+    """audit_wheel in a child process (``python -m harness.audit``): auditwheel changes the
+    process's working directory while it reads a wheel, which must not race with other audits
+    or with the harness's own threads. A crash of the worker is an error finding."""
+    request = json.dumps({"path": str(dist.path), "version": str(version),
+                          "policy": dict(options.policy), "max_size_mb": options.max_size_mb,
+                          "bundled_libraries": list(options.bundled_libraries)})
     try:
-        return future.result()
-    except Exception as exc:
-        out = _Collector(dist.filename, options.policy)
-        out.error("audit-crashed", f"the audit of this file failed: {type(exc).__name__}: "
-                  f"{exc}", "report this harness bug with the file attached")
-        return out.findings
+        proc = subprocess.run([sys.executable, "-m", "harness.audit"], input=request,
+                              capture_output=True, text=True, timeout=600, check=False)
+        if proc.returncode == 0:
+            return [Finding(**f) for f in json.loads(proc.stdout)]
+        problem = f"exit {proc.returncode}: {' '.join(proc.stderr.split())[-400:]}"
+    except (OSError, subprocess.SubprocessError, ValueError, TypeError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    out = _Collector(dist.filename, options.policy)
+    out.error("audit-crashed", f"the audit of this file failed ({problem})",
+              "report this harness bug with the file attached")
+    return out.findings
+
+
+def _worker(stdin: str) -> str:
+    """The child's side: one JSON request in, the findings as JSON out."""
+    request = json.loads(stdin)
+    dist = release_mod.classify(Path(request["path"]))
+    if not isinstance(dist, Dist):
+        raise SystemExit(f"{request['path']}: {dist.reason}")
+    options = AuditOptions(policy=request["policy"], max_size_mb=request["max_size_mb"],
+                           bundled_libraries=tuple(request["bundled_libraries"]))
+    findings = audit_wheel(dist, Version(request["version"]), options)
+    return json.dumps([dict(vars(f)) for f in findings])
 
 
 # --- wheels ----------------------------------------------------------------------------------
@@ -758,3 +775,7 @@ def walk_findings(report: AuditReport) -> Iterator[str]:
     order = {"error": 0, "blocker": 1, "warning": 2}
     for f in sorted(report.findings, key=lambda f: (order[f.severity], f.file, f.code)):
         yield f"{f.severity.upper():8} {f.file}: [{f.code}] {f.message} -> {f.fix}"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(_worker(sys.stdin.read()))

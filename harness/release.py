@@ -111,7 +111,8 @@ class Pick:
         return self.wheel is not None
 
 
-def _classify(path: Path) -> Dist | Ignored:
+def classify(path: Path) -> Dist | Ignored:
+    """A file as a distribution of some package and version, or why it is none."""
     name = path.name
     try:
         if name.endswith(".whl"):
@@ -170,7 +171,7 @@ def collect(paths: Sequence[Path], distribution: str, *, version: str | None = N
         except ValueError:
             raise InputError(f"--version {version!r} is not a version (PEP 440), e.g. "
                              "1.2.0") from None
-    classified = [_classify(p) for p in _expand(paths)]
+    classified = [classify(p) for p in _expand(paths)]
     ignored = [c for c in classified if isinstance(c, Ignored)]
     ours: list[Dist] = []
     for item in classified:
