@@ -781,7 +781,7 @@ def findings_json(report: AuditReport) -> dict[str, object]:
             "findings": [dict(vars(f)) for f in report.findings]}
 
 
-def walk_findings(report: AuditReport) -> Iterator[str]:
+def finding_lines(report: AuditReport) -> Iterator[str]:
     """One line per finding, blockers first, for the console."""
     order = {"error": 0, "blocker": 1, "warning": 2}
     for f in sorted(report.findings, key=lambda f: (order[f.severity], f.file, f.code)):

@@ -48,7 +48,7 @@ def _blockers(report: audit.AuditReport) -> dict[str, audit.Finding]:
 
 def test_good_wheel_is_go(fixture_files: dict[str, Path], tmp_path: Path) -> None:
     report = _audit_one(fixture_files, "good", tmp_path)
-    assert report.go, list(audit.walk_findings(report))
+    assert report.go, list(audit.finding_lines(report))
     codes = {f.code for f in report.findings}
     assert "env-native-library-path-guarded" in codes  # the Windows-only MINGW_BIN branch
     assert not codes & {"contents-W009", "contents-W010"}  # auditwheel's .libs/ is fine
@@ -73,7 +73,7 @@ def test_blockers(fixture_files: dict[str, Path], tmp_path: Path, variant: str, 
                   words: str) -> None:
     report = _audit_one(fixture_files, variant, tmp_path)
     blockers = _blockers(report)
-    assert code in blockers, list(audit.walk_findings(report))
+    assert code in blockers, list(audit.finding_lines(report))
     finding = blockers[code]
     assert words in finding.message + " " + finding.fix
     assert finding.fix and finding.file == fixture_files[variant].name
@@ -111,7 +111,7 @@ def test_per_python_release_is_go_and_fast(release_dirs: dict[str, Path]) -> Non
     report = audit.audit_release(rs, OPTIONS)
     elapsed = time.monotonic() - started
     print(f"audit of {len(rs.files)} files: {elapsed:.2f} s")
-    assert report.go, list(audit.walk_findings(report))
+    assert report.go, list(audit.finding_lines(report))
     assert elapsed < 15  # "a few seconds" on 2 busy cores; the figure is printed above
 
 
