@@ -5,13 +5,18 @@ manylinux2014 and GMP bundled (unless the variant says otherwise). Wheels are ca
 hash of the crate, the variant's definition, this file and the tool versions.
 
 Usage: ``python tests/fixture_wheels/build.py [--list] [--cache-dir DIR] [VARIANT ...]``
-prints one ``VARIANT<TAB>/abs/path/to/wheel`` line per variant (all when none are named).
+prints one ``VARIANT<TAB>/abs/path/to/wheel`` line per variant (all of VARIANTS when none are
+named). Also: per-Python wheels (``cp39`` .. ``cp313``), ``sdist``, wheels derived from a built
+one by re-tagging or patching (DERIVED: musllinux, neededunchanged, oversize, ...), and
+``--release-set perpython|mixed``, which prints a directory holding a whole release.
 """
 
 import argparse
+import base64
 import concurrent.futures
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import importlib.util
 import json
@@ -118,6 +123,75 @@ VARIANTS: dict[str, Variant] = {
         "partition_gf in wrapping u64 arithmetic: wrong from p(417) on (GMP still bundled)",
         edits=(Edit("src/lib.rs", "const EXACT: bool = true;", "const EXACT: bool = false;"),),
     ),
+}
+
+_NO_ABI3 = Edit("Cargo.toml", '"extension-module", "abi3-py39"', '"extension-module"')
+# Per-Python (non-abi3) wheels, one per CPython 3.9-3.13: with the sdist, a real release set.
+RELEASE_VARIANTS: dict[str, Variant] = {
+    f"cp3{minor}": Variant(
+        f"pyo3 without abi3, built for CPython 3.{minor}: cp3{minor}-cp3{minor}",
+        edits=(_NO_ABI3,),
+        python=f"3.{minor}",
+        tag=f"cp3{minor}-cp3{minor}",
+    )
+    for minor in range(9, 14)
+}
+ALL_COMPILED: dict[str, Variant] = {**VARIANTS, **RELEASE_VARIANTS}
+SDIST = "sdist"  # `maturin sdist` of the crate
+
+
+@dataclasses.dataclass(frozen=True)
+class Derived:
+    """A copy of a built wheel changed afterwards (re-tagged, patched or padded), RECORD kept
+    consistent unless the change is about RECORD."""
+
+    description: str
+    base: str
+    retag: tuple[str, str, str] | None = None  # new (python, abi, platform) tags
+    operation: str = ""  # a key of _OPERATIONS
+
+
+DERIVED: dict[str, Derived] = {
+    "musllinux": Derived(
+        "`good` re-tagged cp39-abi3-musllinux_1_2_x86_64 (for tag picking; binaries are glibc's)",
+        base="good",
+        retag=("cp39", "abi3", "musllinux_1_2_x86_64"),
+    ),
+    "neededunchanged": Derived(
+        "libgmp copy bundled, but the extension's NEEDED is patched back to libgmp.so.10",
+        base="good",
+        operation="needed_system_gmp",
+    ),
+    "fakeabi3": Derived(
+        "the cp311-cp311 build re-tagged cp39-abi3: abi3 in name only",
+        base="noabi3",
+        retag=("cp39", "abi3", "manylinux2014_x86_64.manylinux_2_17_x86_64"),
+    ),
+    "wrongtag": Derived(
+        "`good` re-tagged manylinux2014_aarch64 although its binaries are x86-64",
+        base="good",
+        retag=("cp39", "abi3", "manylinux2014_aarch64.manylinux_2_17_aarch64"),
+    ),
+    "metamismatch": Derived(
+        "METADATA says Version 1.0.1 while the file name (and the rest) say 1.0.0",
+        base="good",
+        operation="metadata_version",
+    ),
+    "badrecord": Derived(
+        "the extension's bytes changed after RECORD was written (hash mismatch)",
+        base="good",
+        operation="stale_record",
+    ),
+    "oversize": Derived(
+        "`good` padded with 60 MB of random data (above the 50 MB size threshold)",
+        base="good",
+        operation="pad",
+    ),
+}
+OVERSIZE_PAD = 60 * 1024 * 1024
+RELEASE_SETS: dict[str, tuple[str, ...]] = {
+    "perpython": (*RELEASE_VARIANTS, SDIST),
+    "mixed": ("good", "cp312", "cp313", "musllinux", SDIST),
 }
 
 
@@ -345,17 +419,18 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _cached_wheel(wheel_dir: Path) -> Path | None:
+    """The one wheel or sdist in a finished cache entry."""
     if not (wheel_dir / "OK").exists():
         return None
-    wheels = list(wheel_dir.glob("*.whl"))
-    if len(wheels) != 1:
+    files = [*wheel_dir.glob("*.whl"), *wheel_dir.glob("*.tar.gz")]
+    if len(files) != 1:
         return None
     (wheel_dir / "OK").touch()  # in use: _prune keeps it
-    return wheels[0]
+    return files[0]
 
 
 def _prune(variant_dir: Path, *, keep: Path) -> None:
-    """Drop this variant's wheels unused for a week. Never younger ones: other checkouts
+    """Drop this variant's files unused for a week. Never younger ones: other checkouts
     (another branch's crate or build.py) share the cache and may be using them right now."""
     for old in variant_dir.iterdir():
         ok = old / "OK"
@@ -442,6 +517,7 @@ def _build_one(
     name: str,
     variant: Variant,
     key: str,
+    *,
     python: Path,
     tools: Toolchain,
     cache_dir: Path,
@@ -485,19 +561,147 @@ def _build_one(
         raise BuildError(f"{name}: expected one wheel in {dist}, found {wheels}")
     _check_wheel(name, variant, wheels[0])
 
+    return _store(cache_dir, name, key, wheels[0], log_path, started, log)
+
+
+def _store(cache_dir: Path, name: str, key: str, produced: Path, log_path: Path | None,
+           started: float, log: Callable[[str], None]) -> Path:
+    """Move a freshly made file into the cache as ``wheels/NAME/KEY/FILE`` (atomically; older
+    keys of the same name are dropped)."""
     variant_dir = cache_dir / "wheels" / name
     staging = variant_dir / f".staging-{key}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    shutil.copy2(wheels[0], staging / wheels[0].name)
-    shutil.copy2(log_path, staging / "build.log")
+    shutil.move(produced, staging / produced.name)
+    if log_path is not None:
+        shutil.copy2(log_path, staging / "build.log")
     (staging / "OK").write_text(f"{time.monotonic() - started:.1f}\n")
     final = variant_dir / key
     shutil.rmtree(final, ignore_errors=True)
     staging.rename(final)
     _prune(variant_dir, keep=final)
-    log(f"{name}: built {wheels[0].name} in {time.monotonic() - started:.1f} s")
-    return final / wheels[0].name
+    log(f"{name}: made {produced.name} in {time.monotonic() - started:.1f} s")
+    return final / produced.name
+
+
+# --- derived wheels and the sdist ------------------------------------------------------------
+
+
+def _derived_key(name: str, base: dict[str, Path], tools: Toolchain) -> str:
+    derived = DERIVED[name]
+    payload = {
+        "derived": [name, dataclasses.asdict(derived)],
+        "base": _file_digest(base[derived.base]),
+        "build.py": _file_digest(Path(__file__)),
+        "patchelf": tools.versions["patchelf"],
+        "pad": OVERSIZE_PAD,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _record(files: dict[str, bytes]) -> dict[str, bytes]:
+    """``files`` with RECORD rewritten to match them."""
+    record = next(n for n in files if n.endswith(".dist-info/RECORD"))
+    lines = []
+    for name, data in files.items():
+        if name != record:
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            lines.append(f"{name},sha256={digest.decode()},{len(data)}")
+    return {**files, record: ("\n".join([*lines, f"{record},,"]) + "\n").encode()}
+
+
+def _retag(files: dict[str, bytes], filename: str,
+           tags: tuple[str, str, str]) -> tuple[dict[str, bytes], str]:
+    """Like ``wheel tags``: new Tag lines in WHEEL and the matching file name."""
+    wheel_meta = next(n for n in files if n.endswith(".dist-info/WHEEL"))
+    lines = [ln for ln in files[wheel_meta].decode().splitlines() if not ln.startswith("Tag:")]
+    python, abi, plat = (t.split(".") for t in tags)
+    lines += [f"Tag: {x}-{y}-{z}" for x in python for y in abi for z in plat]
+    parts = filename[: -len(".whl")].split("-")
+    new_name = "-".join([*parts[:-3], *tags]) + ".whl"
+    return {**files, wheel_meta: ("\n".join(lines) + "\n").encode()}, new_name
+
+
+def _extension(files: dict[str, bytes]) -> str:
+    return next(n for n in files if re.fullmatch(r"q_kangaroo/_q_kangaroo\..*so", n))
+
+
+def _needed_system_gmp(files: dict[str, bytes], tools: Toolchain, work: Path) -> dict[str, bytes]:
+    """patchelf the extension's NEEDED back from the bundled libgmp-<hash> to libgmp.so.10."""
+    bundled = next(Path(n).name for n in files if re.search(r"\.libs/libgmp-[0-9a-f]+\.so", n))
+    ext = _extension(files)
+    so = work / "ext.so"
+    so.write_bytes(files[ext])
+    subprocess.run([str(tools.patchelf), "--replace-needed", bundled, "libgmp.so.10", str(so)],
+                   check=True, capture_output=True)
+    return {**files, ext: so.read_bytes()}
+
+
+def _metadata_version(files: dict[str, bytes], _t: Toolchain, _w: Path) -> dict[str, bytes]:
+    meta = next(n for n in files if n.endswith(".dist-info/METADATA"))
+    text = files[meta].decode().replace("\nVersion: 1.0.0\n", "\nVersion: 1.0.1\n", 1)
+    return {**files, meta: text.encode()}
+
+
+def _stale_record(files: dict[str, bytes], _t: Toolchain, _w: Path) -> dict[str, bytes]:
+    files = _record(files)
+    ext = _extension(files)
+    return {**files, ext: files[ext] + b"\0"}  # trailing byte: the ELF still loads
+
+
+def _pad(files: dict[str, bytes], _t: Toolchain, _w: Path) -> dict[str, bytes]:
+    return {**files, "q_kangaroo/_padding.bin": os.urandom(OVERSIZE_PAD)}
+
+
+_OPERATIONS: dict[str, Callable[[dict[str, bytes], Toolchain, Path], dict[str, bytes]]] = {
+    "needed_system_gmp": _needed_system_gmp,
+    "metadata_version": _metadata_version,
+    "stale_record": _stale_record,
+    "pad": _pad,
+}
+
+
+def _derive(name: str, key: str, *, source: Path, tools: Toolchain, cache_dir: Path,
+            log: Callable[[str], None]) -> Path:
+    """Make the derived wheel ``name`` from the built wheel ``source``."""
+    started = time.monotonic()
+    derived = DERIVED[name]
+    work = cache_dir / "work" / name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    with zipfile.ZipFile(source) as zf:
+        files = {n: zf.read(n) for n in zf.namelist()}
+    filename = source.name
+    if derived.retag:
+        files, filename = _retag(files, filename, derived.retag)
+    if derived.operation:
+        files = _OPERATIONS[derived.operation](files, tools, work)
+    if derived.operation != "stale_record":
+        files = _record(files)
+    out = work / filename
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for member, data in files.items():
+            big = len(data) > OVERSIZE_PAD // 2  # random padding does not compress
+            zf.writestr(member, data, zipfile.ZIP_STORED if big else zipfile.ZIP_DEFLATED)
+    return _store(cache_dir, name, key, out, None, started, log)
+
+
+def _build_sdist(key: str, *, tools: Toolchain, cache_dir: Path,
+                 log: Callable[[str], None]) -> Path:
+    """``maturin sdist`` of the crate (as it is, no edits)."""
+    started = time.monotonic()
+    work = cache_dir / "work" / SDIST
+    crate, dist = work / "crate", work / "dist"
+    _prepare_crate(Variant("sdist"), crate)
+    shutil.rmtree(dist, ignore_errors=True)
+    env = _maturin_env(tools, cache_dir, work / "target", work)
+    result = subprocess.run([str(tools.maturin), "sdist", "--out", str(dist)], cwd=crate, env=env,
+                            capture_output=True, text=True, check=False)
+    sdists = list(dist.glob("*.tar.gz"))
+    if result.returncode != 0 or len(sdists) != 1:
+        raise BuildError(f"sdist: maturin sdist failed (exit {result.returncode}):\n"
+                         + _tail(result.stdout + result.stderr))
+    return _store(cache_dir, SDIST, key, sdists[0], None, started, log)
 
 
 def build_variants(
@@ -508,32 +712,80 @@ def build_variants(
 ) -> dict[str, Path]:
     """Build (or reuse from the cache) the named variants, all when ``names`` is None.
 
-    Returns variant name -> absolute path of its wheel. Raises BuildError on failure.
+    Names: VARIANTS, RELEASE_VARIANTS, DERIVED and SDIST. Returns name -> absolute path of its
+    wheel (or sdist). Raises BuildError on failure.
     """
     selected = list(VARIANTS) if names is None else list(dict.fromkeys(names))
-    unknown = [n for n in selected if n not in VARIANTS]
+    known = [*ALL_COMPILED, *DERIVED, SDIST]
+    unknown = [n for n in selected if n not in known]
     if unknown:
-        raise BuildError(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
+        raise BuildError(f"unknown variant(s) {unknown}; known: {', '.join(known)}")
     cache_dir = (cache_dir or default_cache_dir()).absolute()
     tools = Toolchain.discover(log)
     crate = _crate_digest()
     results: dict[str, Path] = {}
     for name in selected:
-        variant = VARIANTS[name]
+        if name in DERIVED:
+            base = build_variants([DERIVED[name].base], cache_dir=cache_dir, log=log)
+            make = functools.partial(_derive, name, source=base[DERIVED[name].base],
+                                     tools=tools, cache_dir=cache_dir, log=log)
+            results[name] = _cached(cache_dir, name, _derived_key(name, base, tools), log, make)
+            continue
+        if name == SDIST:
+            key = _cache_key(name, Variant("sdist"), crate, tools, "any")
+            make = functools.partial(_build_sdist, tools=tools, cache_dir=cache_dir, log=log)
+            results[name] = _cached(cache_dir, name, key, log, make)
+            continue
+        variant = ALL_COMPILED[name]
         python = _find_python(variant.python) if variant.python else Path(sys.executable)
         # An abi3 build does not depend on the interpreter's version.
         py_version = _python_version(python) if variant.python else "abi3"
         key = _cache_key(name, variant, crate, tools, py_version)
-        wheel_dir = cache_dir / "wheels" / name / key
-        wheel = _cached_wheel(wheel_dir)
-        if wheel is None:
-            with _locked(cache_dir / "locks" / f"{name}.lock"):
-                wheel = _cached_wheel(wheel_dir)
-                if wheel is None:
-                    log(f"{name}: building (key {key})")
-                    wheel = _build_one(name, variant, key, python, tools, cache_dir, log)
-        results[name] = wheel.absolute()
+        make = functools.partial(_build_one, name, variant, python=python, tools=tools,
+                                 cache_dir=cache_dir, log=log)
+        results[name] = _cached(cache_dir, name, key, log, make)
     return results
+
+
+def _cached(cache_dir: Path, name: str, key: str, log: Callable[[str], None],
+            make: Callable[[str], Path]) -> Path:
+    """The cached file of ``name`` under ``key``, made (once, under a lock) when missing."""
+    wheel_dir = cache_dir / "wheels" / name / key
+    wheel = _cached_wheel(wheel_dir)
+    if wheel is None:
+        with _locked(cache_dir / "locks" / f"{name}.lock"):
+            wheel = _cached_wheel(wheel_dir)
+            if wheel is None:
+                log(f"{name}: building (key {key})")
+                wheel = make(key)
+    return wheel.absolute()
+
+
+def build_release_set(
+    name: str, *, cache_dir: Path | None = None, log: Callable[[str], None] = _log_stderr
+) -> Path:
+    """A directory holding the files of the release set ``name`` (see RELEASE_SETS), like a
+    project's dist/: hard links into the cache, refreshed on each call."""
+    if name not in RELEASE_SETS:
+        raise BuildError(f"unknown release set {name!r}; known: {', '.join(RELEASE_SETS)}")
+    cache_dir = (cache_dir or default_cache_dir()).absolute()
+    files = build_variants(RELEASE_SETS[name], cache_dir=cache_dir, log=log)
+    key = hashlib.sha256("\n".join(str(f) for f in files.values()).encode()).hexdigest()[:20]
+    final = cache_dir / "releases" / f"{name}-{key}"
+    if not final.is_dir():
+        staging = cache_dir / "releases" / f".staging-{name}-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        for path in files.values():
+            try:
+                os.link(path, staging / path.name)
+            except OSError:
+                shutil.copy2(path, staging / path.name)
+        try:
+            staging.rename(final)
+        except OSError:  # another process made it first
+            shutil.rmtree(staging, ignore_errors=True)
+    return final
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -542,12 +794,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("variants", nargs="*", metavar="VARIANT", help="default: all")
     parser.add_argument("--list", action="store_true", help="list the variants and exit")
     parser.add_argument("--cache-dir", type=Path, help=f"default: {default_cache_dir()}")
+    parser.add_argument("--release-set", choices=RELEASE_SETS,
+                        help="build a release set (a dist/ directory) and print its path")
     args = parser.parse_args(argv)
     if args.list:
-        for name, variant in VARIANTS.items():
+        described = {**ALL_COMPILED, **DERIVED}
+        for name, variant in described.items():
             print(f"{name}\t{variant.description}")
+        print(f"{SDIST}\tmaturin sdist of the crate")
+        for name, members in RELEASE_SETS.items():
+            print(f"--release-set {name}\t{' '.join(members)}")
         return 0
     try:
+        if args.release_set:
+            print(build_release_set(args.release_set, cache_dir=args.cache_dir))
+            return 0
         wheels = build_variants(args.variants or None, cache_dir=args.cache_dir)
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
