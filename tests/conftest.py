@@ -106,6 +106,8 @@ def matrix_file(tmp_path: Path) -> Callable[..., Path]:
         data["environments"] = {k: v for k, v in (("venv", venv), ("container", container))
                                 if v is not None}
         data["package"]["checks"] += list(extra_checks)
+        if "reference" in data["package"]:  # it ships beside the default matrix
+            data["package"]["reference"] = str(ROOT / data["package"]["reference"])
         data.setdefault("defaults", {}).update(defaults)
         path = tmp_path / "matrix.yaml"
         path.write_text(yaml.safe_dump(data))

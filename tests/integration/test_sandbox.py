@@ -89,6 +89,7 @@ def test_killed_run_leaves_no_venv_process_and_its_dir_is_reaped(
     data["package"]["checks"].append({"name": "hang", "expected": None,
                                       "expr": f"__import__('time').sleep(600) or {marker!r}"})
     data["environments"] = {"venv": [{"python": "3.12"}]}
+    data["package"]["reference"] = str(root / data["package"]["reference"])
     matrix_path = tmp_path / "m.yaml"
     matrix_path.write_text(yaml.safe_dump(data))
     proc = subprocess.Popen([sys.executable, "-m", "harness", str(wheels["good"]), "--matrix",

@@ -102,6 +102,7 @@ def test_unknown_recipe_name_is_a_matrix_error(tmp_path: Path,
 
     data = yaml.safe_load(cli.DEFAULT_MATRIX.read_text())
     data["environments"] = {"container": [{"image": "debian10-py3.7"}]}
+    data["package"]["reference"] = str(cli.DEFAULT_MATRIX.parent / data["package"]["reference"])
     path = tmp_path / "m.yaml"
     path.write_text(yaml.safe_dump(data))
     assert cli.main(["--matrix", str(path), "x.whl"]) == 2
