@@ -14,7 +14,7 @@ from harness.errors import InputError
 from harness.schema import MATRIX_SCHEMA
 
 DEFAULT_TIMEOUT = 300.0
-DEFAULT_BUDGETS = {"import": 20.0, "check": 120.0}  # seconds per step (defaults.budgets)
+DEFAULT_BUDGETS = {"import": 15.0, "check": 120.0}  # seconds per step (defaults.budgets)
 CHECKS_BEFORE = ("tags", "sterility", "install", "import", "version")  # built in, run first
 CHECKS_AFTER = ("provenance", "exit")  # built in, run after the declared checks
 RESERVED = (*CHECKS_BEFORE, *CHECKS_AFTER, "venv")  # names of the probe's own steps

@@ -61,7 +61,7 @@ BUDGETS = {
     "description": "Seconds a step may take before the probe stops it (TIMEOUT naming the "
                    "step); the whole cell is bounded by timeout.",
     "properties": {
-        "import": {**_SECONDS, "description": "Importing the package (default 20)."},
+        "import": {**_SECONDS, "description": "Importing the package (default 15)."},
         "check": {**_SECONDS, "description": "Each declared check (default 120)."},
     },
 }

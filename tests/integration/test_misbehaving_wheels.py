@@ -201,9 +201,9 @@ def test_a_wheel_that_hangs_on_import_is_a_timeout_of_the_import_step_within_its
                              "import time as _t\n_t.sleep(3600)\n")
     start = time.monotonic()
     run = run_harness(str(wheel), "--select", VENV, "--select", "docker-debian12-py3.11")
-    assert time.monotonic() - start < 60, run.output  # default import budget: 20 s
+    assert time.monotonic() - start < 60, run.output  # default import budget: 15 s
     for cell in run.cells().values():
         assert cell["verdict"] == "TIMEOUT", cell["reason"]
-        assert cell["reason"].startswith("import: no result within its 20s budget"), cell["reason"]
+        assert cell["reason"].startswith("import: no result within its 15s budget"), cell["reason"]
     assert run.returncode == 1
     assert smoke_containers(docker_client, run=run.report["run_id"]) == []  # type: ignore[index]

@@ -157,7 +157,7 @@ def test_a_bad_reference_is_one_line_input_error(tmp_path: Path, name: str,
 
 def test_budgets_default_and_from_the_matrix(tmp_path: Path) -> None:
     default = matrix.load(write(tmp_path, minimal()))
-    assert (default.package.import_budget, default.package.check_budget) == (20.0, 120.0)
+    assert (default.package.import_budget, default.package.check_budget) == (15.0, 120.0)
     data = {**minimal(checks=[{"name": "slow", "expr": "1", "expected": 1, "timeout": 90}]),
             "defaults": {"budgets": {"import": 5}}}
     pkg = matrix.load(write(tmp_path, data)).package
