@@ -45,6 +45,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from harness import release as release_mod
+from harness import tags
 from harness import wheel as wheel_mod
 from harness.errors import HarnessError
 from harness.release import Dist, ReleaseSet
@@ -419,9 +420,9 @@ def _check_auditwheel(dist: Dist, info: wheel_mod.WheelInfo, out: _Collector) ->
                 f"its manylinux tag: {', '.join(info.audit.external)}",
                 "bundle them: `auditwheel repair` (maturin does it unless told "
                 "`--auditwheel skip`)")
-    claimed = max((g for t in dist.tags if (g := wheel_mod.claimed_glibc(t.platform))),
+    claimed = max((g for t in dist.tags if (g := tags.promised_glibc(t.platform))),
                   default=None)
-    meets = wheel_mod.claimed_glibc(info.audit.policy)
+    meets = tags.promised_glibc(info.audit.policy)
     if claimed and (meets is None or meets > claimed):
         why = f"its newest glibc symbol is GLIBC_{info.audit.glibc}" if info.audit.glibc else ""
         out.add("platform-tag-unmet", f"tagged for glibc {claimed[0]}.{claimed[1]} but "

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.cells import Cell
-from harness.verdict import CellResult, Verdict
+from harness.verdict import CellResult, CheckStatus, Verdict
 
 STYLE = {Verdict.PASS: "green", Verdict.FAIL: "red", Verdict.INVALID: "magenta",
          Verdict.TIMEOUT: "yellow", Verdict.ERROR: "bold red"}
@@ -23,10 +23,12 @@ def one_line(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+MARKS = {CheckStatus.PASS: "✓", CheckStatus.FAIL: "✗", CheckStatus.SKIP: "-",
+         CheckStatus.NOT_RUN: "·", CheckStatus.TIMEOUT: "⧗", CheckStatus.ERROR: "!"}
+
+
 def _checks(result: CellResult) -> str:
-    marks = {"pass": "✓", "fail": "✗", "skip": "-", "not run": "·", "timeout": "⧗",
-             "error": "!"}
-    return " ".join(f"{c.name}{marks.get(c.status, '?')}" for c in result.checks)
+    return " ".join(f"{c.name}{MARKS[c.status]}" for c in result.checks)
 
 
 def table(results: Sequence[CellResult], pending: Sequence[Cell] = (),

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from harness import tags
+from harness.checks import CheckResult, same_version
 from harness.matrix import Package
-from harness.verdict import CellResult, CheckResult, Diagnosis, Verdict, same_version
+from harness.verdict import CellResult, Diagnosis, Verdict
 from harness.wheel import WheelInfo
 
 
@@ -108,11 +109,11 @@ def _tag_refused(ctx: Context) -> Diagnosis:
         elif t.abi.startswith("cp") and t.abi != f"cp{version}":
             fixes.append(f"the wheel is built only for {t.abi} (no abi3): enable pyo3's "
                          "`abi3-py39` feature, or build one wheel per Python")
-        m = re.match(r"manylinux_(\d+)_(\d+)_", t.platform)
-        glibc = facts.get("glibc", "")
-        if m and glibc and tuple(map(int, m.groups())) > tuple(map(int, glibc.split(".")[:2])):
-            fixes.append(f"it needs glibc {m[1]}.{m[2]} but this system has {glibc}: build "
-                         "`--compatibility manylinux2014` (with `--zig`) for glibc 2.17+")
+        promised, glibc = tags.promised_glibc(t.platform), facts.get("glibc", "")
+        if promised and glibc and promised > tuple(map(int, glibc.split(".")[:2])):
+            fixes.append(f"it needs glibc {promised[0]}.{promised[1]} but this system has "
+                         f"{glibc}: build `--compatibility manylinux2014` (with `--zig`) for "
+                         "glibc 2.17+")
     return Diagnosis(
         title="wheel tag not accepted by this interpreter",
         advice=f"pip refuses {ctx.wheel.filename}: its tags ({', '.join(have)}) are not "
@@ -138,8 +139,7 @@ def _tags_missing(ctx: Context) -> Diagnosis:
         if t.platform.startswith("linux_"):
             reasons.append("it has a bare linux_* platform tag (not repaired): build with "
                            "maturin's repair step / auditwheel")
-        elif re.match(r"manylinux_2_(\d+)_", t.platform) and int(
-                t.platform.split("_")[2]) > 17:
+        elif (tags.promised_glibc(t.platform) or (0, 0)) > (2, 17):
             reasons.append(f"its platform {t.platform} needs a newer glibc than promised: "
                            "build `--compatibility manylinux2014` (with `--zig`)")
     return Diagnosis(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,10 @@ from harness.errors import InputError
 from harness.schema import MATRIX_SCHEMA
 
 DEFAULT_TIMEOUT = 300.0
+DEFAULT_BUDGETS = {"import": 15.0, "check": 120.0}  # seconds per step (defaults.budgets)
 CHECKS_BEFORE = ("tags", "sterility", "install", "import", "version")  # built in, run first
 CHECKS_AFTER = ("provenance", "exit")  # built in, run after the declared checks
+RESERVED = (*CHECKS_BEFORE, *CHECKS_AFTER, "venv")  # names of the probe's own steps
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,6 +28,7 @@ class Check:
     expr: str
     expected: Any = None
     expected_expr: str | None = None
+    timeout: float | None = None  # seconds; default: defaults.budgets.check
 
     def to_probe(self) -> dict[str, Any]:
         """The probe's view of this check."""
@@ -35,6 +38,18 @@ class Check:
         else:
             out["expected"] = self.expected
         return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reference:
+    """The matrix's reference module: its source runs in the cell as ``reference``."""
+
+    path: Path
+    source: str
+
+    def to_probe(self) -> dict[str, str]:
+        """The probe's view: file name (for tracebacks) and source."""
+        return {"path": self.path.name, "source": self.source}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +63,14 @@ class Package:
     bundled_libraries: tuple[str, ...] = ()
     absent_env: tuple[str, ...] = ()
     checks: tuple[Check, ...] = ()
+    reference: Reference | None = None
+    import_budget: float = DEFAULT_BUDGETS["import"]
+    check_budget: float = DEFAULT_BUDGETS["check"]
+
+    def step_budgets(self) -> dict[str, float]:
+        """Seconds each timed step of the checks process may take before the probe stops it."""
+        return {"import": self.import_budget, **{
+            c.name: c.timeout or self.check_budget for c in self.checks}}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,7 +102,6 @@ class Matrix:
     containers: tuple[ContainerEntry, ...] = ()
     timeout: float = DEFAULT_TIMEOUT
     jobs: int | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _key(path: Any) -> str:
@@ -104,11 +126,25 @@ def validate(data: Any, source: str) -> list[str]:
     return lines
 
 
+def _reference(name: str | None, matrix_path: Path) -> Reference | None:
+    """The reference module named by the matrix, read from beside the matrix file."""
+    if name is None:
+        return None
+    path = matrix_path.parent / name
+    try:
+        return Reference(path=path, source=path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise InputError(f"{matrix_path}: package.reference: cannot read {path} ({why}); "
+                         "give a Python file's path relative to the matrix file") from exc
+
+
 def parse(data: dict[str, Any], path: Path) -> Matrix:
     """Build the dataclasses from schema-valid data."""
     pkg = data["package"]
     envs = data.get("environments") or {}
     defaults = data.get("defaults") or {}
+    budgets = {**DEFAULT_BUDGETS, **(defaults.get("budgets") or {})}
     package = Package(
         distribution=pkg["distribution"],
         import_name=pkg["import"],
@@ -117,6 +153,9 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
         bundled_libraries=tuple(pkg.get("bundled_libraries", ())),
         absent_env=tuple(pkg.get("absent_env", ())),
         checks=tuple(Check(**c) for c in pkg.get("checks", ())),
+        reference=_reference(pkg.get("reference"), path),
+        import_budget=float(budgets["import"]),
+        check_budget=float(budgets["check"]),
     )
     return Matrix(
         path=path,
@@ -125,7 +164,6 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
         containers=tuple(ContainerEntry(**c) for c in envs.get("container", ())),
         timeout=float(defaults.get("timeout", DEFAULT_TIMEOUT)),
         jobs=defaults.get("jobs"),
-        raw=data,
     )
 
 
@@ -147,6 +185,13 @@ def load(path: Path) -> Matrix:
     if errors:
         raise InputError("\n".join(errors))
     matrix = parse(data, path)
+    reference = matrix.package.reference
+    if reference is not None:
+        try:
+            compile(reference.source, str(reference.path), "exec")
+        except SyntaxError as exc:
+            raise InputError(f"{path}: package.reference: {reference.path} line {exc.lineno}: "
+                             f"not valid Python ({exc.msg}); fix the module") from exc
     for i, check in enumerate(matrix.package.checks):
         try:
             json.dumps(check.expected, allow_nan=True)
@@ -163,9 +208,8 @@ def load(path: Path) -> Matrix:
                 raise InputError(f"{path}: package.checks[{i}].{key}: not a Python expression "
                                  f"({exc.msg}): {code}") from exc
     names = [c.name for c in matrix.package.checks]
-    reserved = {*CHECKS_BEFORE, *CHECKS_AFTER}
     for i, name in enumerate(names):
-        if name in reserved or names.index(name) != i:
+        if name in RESERVED or names.index(name) != i:
             raise InputError(f"{path}: package.checks[{i}].name: {name!r} is reserved or "
                              "repeated; choose another name")
     return matrix

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness import summary
 from harness.errors import HarnessError
-from harness.verdict import CellResult, CheckResult, Diagnosis, Verdict, summarize
+from harness.verdict import CellResult, CheckResult, CheckStatus, Diagnosis, Verdict, summarize
 from harness.wheel import WheelInfo
 
 SCHEMA_VERSION = 1
@@ -54,7 +54,7 @@ def _cell(result: CellResult) -> dict[str, Any]:
         "environment": dict(result.environment),
         "libraries_mapped": mapped,
         "seconds": round(result.seconds, 3),
-        "checks": [{"name": c.name, "status": c.status, "detail": c.detail,
+        "checks": [{"name": c.name, "status": c.status.value, "detail": c.detail,
                     "seconds": None if c.seconds is None else round(c.seconds, 3),
                     "data": c.data} for c in result.checks],
         "stderr_tail": result.stderr[-2000:],
@@ -91,8 +91,9 @@ def result_from_json(cell: dict[str, Any]) -> CellResult:
     return CellResult(
         cell_id=cell["id"], kind=cell["kind"], verdict=Verdict(cell["verdict"]),
         reason=cell.get("reason", ""),
-        checks=tuple(CheckResult(name=c["name"], status=c["status"], detail=c.get("detail", ""),
-                                 seconds=c.get("seconds"), data=c.get("data") or {})
+        checks=tuple(CheckResult(name=c["name"], status=CheckStatus(c["status"]),
+                                 detail=c.get("detail", ""), seconds=c.get("seconds"),
+                                 data=c.get("data") or {})
                      for c in cell.get("checks", [])),
         facts=cell.get("interpreter") or {}, environment=cell.get("environment") or {},
         seconds=cell.get("seconds") or 0.0,
@@ -125,23 +126,25 @@ def junit_tree(title: str, results: Sequence[CellResult]) -> ET.ElementTree:
                                  time=f"{c.seconds or 0:.3f}")
             message = xml_text(c.detail or r.reason)
             reason = xml_text(r.reason)
-            if c.status == "fail" and r.verdict is Verdict.INVALID:
+            if c.status is CheckStatus.FAIL and r.verdict is Verdict.INVALID:
                 counts["errors"] += 1
                 ET.SubElement(case, "error", message=f"INVALID: {message}",
                               type="invalid").text = message
-            elif c.status == "fail":
+            elif c.status is CheckStatus.FAIL:
                 counts["failures"] += 1
                 text = message + (xml_text(f"\n{r.diagnosis.title}: {r.diagnosis.advice}")
                                   if r.diagnosis and r.failed_check is c else "")
                 ET.SubElement(case, "failure", message=message[:500], type="fail").text = text
-            elif c.status in ("error", "timeout"):
+            elif c.status in (CheckStatus.ERROR, CheckStatus.TIMEOUT):
                 counts["errors"] += 1
-                ET.SubElement(case, "error", message=message[:500], type=c.status).text = message
-            elif c.status == "not run" and r.verdict in (Verdict.ERROR, Verdict.TIMEOUT):
+                ET.SubElement(case, "error", message=message[:500],
+                              type=c.status.value).text = message
+            elif c.status is CheckStatus.NOT_RUN and r.verdict in (Verdict.ERROR,
+                                                                   Verdict.TIMEOUT):
                 counts["errors"] += 1
                 ET.SubElement(case, "error", message=reason[:500],
                               type=r.verdict.value.lower()).text = reason
-            elif c.status in ("skip", "not run"):
+            elif c.status in (CheckStatus.SKIP, CheckStatus.NOT_RUN):
                 counts["skipped"] += 1
                 ET.SubElement(case, "skipped", message=xml_text(c.detail) or "not run")
         if r.verdict is not Verdict.PASS and not counts["failures"] + counts["errors"]:

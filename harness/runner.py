@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.cells import Cell
+from harness.checks import CheckStatus
 from harness.diagnosis import explain
 from harness.environments.base import CellEnvironment, ProbeSpec
 from harness.errors import HarnessError, InfrastructureError
@@ -116,7 +117,7 @@ def run_directory(wheel_path: Path) -> Iterator[tuple[str, Path, Path]]:
 def error_result(cell: Cell, package: Package, reason: str) -> CellResult:
     """A cell that could not be run at all."""
     return CellResult(cell_id=cell.id, kind=cell.kind, verdict=Verdict.ERROR, reason=reason,
-                      checks=tuple(CheckResult(name=n, status="not run")
+                      checks=tuple(CheckResult(name=n, status=CheckStatus.NOT_RUN)
                                    for n in check_order(package)))
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.probe import library_dirs
+from harness.probe import is_library, library_dirs
 
 # Positional args: MOUNT LDCONFIG EMPTY CACHE|- {LAYER DIR}... -- (--build-cache FILE | ARGV...)
 _SCRIPT = r"""
@@ -74,7 +74,8 @@ def _ldconfig_dirs(libraries: Iterable[str]) -> set[str]:
         return set()
     dirs = set()
     for line in out.splitlines():
-        if "=>" in line and any(f"lib{lib}" in line.split("=>")[0] for lib in libraries):
+        name = line.split("=>")[0].split()
+        if "=>" in line and name and any(is_library(name[0], lib) for lib in libraries):
             dirs.add(os.path.dirname(os.path.realpath(line.split("=>")[1].strip())))
     return dirs
 
@@ -87,7 +88,7 @@ def library_files(libraries: Iterable[str], extra_dirs: Iterable[str] = ()) -> d
     found: dict[str, list[str]] = {}
     for d in sorted(dirs):
         names = sorted(f for f in os.listdir(d)
-                       if any(f.startswith((f"lib{lib}.", f"lib{lib}-")) for lib in libs))
+                       if any(is_library(f, lib) for lib in libs))
         if names:
             found[d] = names
     return found

@@ -13,7 +13,8 @@ _STR = {"type": "string", "minLength": 1}
 _STR_LIST = {"type": "array", "items": _STR}
 _ID = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
        "description": "Cell id override (letters, digits, . _ -)."}
-_TIMEOUT = {"type": "number", "exclusiveMinimum": 0, "description": "Seconds per cell."}
+_SECONDS = {"type": "number", "exclusiveMinimum": 0}
+_TIMEOUT = {**_SECONDS, "description": "Seconds per cell."}
 
 CHECK = {
     "type": "object",
@@ -25,7 +26,10 @@ CHECK = {
                  "imported package bound to its import name and to `module`."},
         "expected": {"description": "Literal expected value (YAML)."},
         "expected_expr": {**_STR, "description": "Python expression for the expected value; "
-                          "`reference.partition_numbers(n)` is available."},
+                          "the package's `reference` module (package.reference) is "
+                          "available."},
+        "timeout": {**_SECONDS, "description": "Seconds this check may take (default: "
+                    "defaults.budgets.check)."},
     },
     "oneOf": [{"required": ["expected"]}, {"required": ["expected_expr"]}],
 }
@@ -46,6 +50,19 @@ PACKAGE = {
                               "system's copies unreachable."},
         "absent_env": {**_STR_LIST, "description": "Variables no cell may see."},
         "checks": {"type": "array", "items": CHECK},
+        "reference": {**_STR, "description": "A Python file beside the matrix (path relative "
+                      "to it) whose module is `reference` in expected_expr, run in the cell."},
+    },
+}
+
+BUDGETS = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "Seconds a step may take before the probe stops it (TIMEOUT naming the "
+                   "step); the whole cell is bounded by timeout.",
+    "properties": {
+        "import": {**_SECONDS, "description": "Importing the package (default 15)."},
+        "check": {**_SECONDS, "description": "Each declared check (default 120)."},
     },
 }
 
@@ -85,7 +102,8 @@ MATRIX_SCHEMA: dict[str, Any] = {
         "defaults": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"timeout": _TIMEOUT, "jobs": {"type": "integer", "minimum": 1}},
+            "properties": {"timeout": _TIMEOUT, "jobs": {"type": "integer", "minimum": 1},
+                           "budgets": BUDGETS},
         },
         "environments": {
             "type": "object",

@@ -65,8 +65,8 @@ def select(cells: Sequence[Cell], shard: Shard) -> list[Cell]:
 
 
 def matrix_digest(m: Matrix, cells: Sequence[Cell]) -> str:
-    """sha256 over the matrix's content and the whole (unsharded) selection of cells."""
-    data = {"matrix": m.raw,
+    """sha256 over the matrix file and the whole (unsharded) selection of cells."""
+    data = {"matrix": hashlib.sha256(m.path.read_bytes()).hexdigest(),
             "cells": [{"id": c.id, "kind": c.kind, "python": c.python, "image": c.image,
                        "timeout": c.timeout} for c in cells]}
     text = json.dumps(data, sort_keys=True, default=str)

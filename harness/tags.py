@@ -1,10 +1,20 @@
-"""Which wheel tags a cell's interpreter accepts, computed from the facts the probe reports."""
+"""Which wheel tags a cell's interpreter accepts, computed from the facts the probe reports.
+
+packaging computes tags only for the *running* interpreter (``sys_tags`` reads this
+process's glibc and musl); a cell is another machine, so its platform tags are walked here
+the same way packaging's ``_manylinux.platform_tags`` / ``_musllinux.platform_tags`` walk
+them, from the cell's glibc or musl version, using packaging's own legacy-alias table and
+version parser.  The interpreter/ABI part is packaging's public ``cpython_tags`` /
+``compatible_tags``.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from packaging._manylinux import _LEGACY_MANYLINUX_MAP, _parse_glibc_version
 from packaging.tags import (
     INTERPRETER_SHORT_NAMES,
     Tag,
@@ -13,28 +23,51 @@ from packaging.tags import (
     generic_tags,
 )
 
-_LEGACY = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
+_LEGACY_GLIBC = {f"{name}_": tuple(version) for version, name in _LEGACY_MANYLINUX_MAP.items()}
+_PEP600 = re.compile(r"^manylinux_(\d+)_(\d+)_")
 
 
-def linux_platforms(machine: str, glibc: str) -> list[str]:
-    """Platform tags a glibc Linux of this version accepts, most specific first."""
-    arch = machine.replace("-", "_").replace(".", "_")
-    platforms: list[str] = []
-    if glibc:
-        major, minor = (int(x) for x in glibc.split(".")[:2])
-        for m in range(minor, 4, -1):
-            platforms.append(f"manylinux_{major}_{m}_{arch}")
-            if (major, m) in _LEGACY:
-                platforms.append(f"{_LEGACY[major, m]}_{arch}")
-    platforms.append(f"linux_{arch}")
-    return platforms
+def promised_glibc(platform_tag: str) -> tuple[int, int] | None:
+    """The glibc a manylinux platform tag promises (manylinux2014_x86_64 -> (2, 17));
+    None for any other platform tag."""
+    m = _PEP600.match(platform_tag)
+    if m:
+        return int(m[1]), int(m[2])
+    return next(((v[0], v[1]) for prefix, v in _LEGACY_GLIBC.items()
+                 if platform_tag.startswith(prefix)), None)
 
 
-def musllinux_platforms(machine: str, musl: str) -> list[str]:
-    """Platform tags a musl Linux of this version accepts (musllinux_1_2 ... _1_0, linux)."""
-    arch = machine.replace("-", "_").replace(".", "_")
-    major, minor = (int(x) for x in musl.split(".")[:2])
-    return [*(f"musllinux_{major}_{m}_{arch}" for m in range(minor, -1, -1)), f"linux_{arch}"]
+def manylinux_arch(platform_tag: str) -> str | None:
+    """The architecture of a manylinux platform tag (x86_64), None for other tags."""
+    if promised_glibc(platform_tag) is None:
+        return None
+    m = _PEP600.match(platform_tag)
+    return platform_tag[m.end():] if m else platform_tag.split("_", 1)[1]
+
+
+def manylinux_platforms(arch: str, glibc: str) -> list[str]:
+    """Platform tags a glibc of this version accepts, newest first (packaging's walk:
+    down to 2.5 on x86, 2.17 elsewhere, legacy aliases beside their glibc)."""
+    major, minor = _parse_glibc_version(glibc)
+    oldest = 5 if arch in ("x86_64", "i686") else 17
+    if major != 2 or minor < oldest:
+        return []
+    out = []
+    for m in range(minor, oldest - 1, -1):
+        out.append(f"manylinux_2_{m}_{arch}")
+        legacy = _LEGACY_MANYLINUX_MAP.get((2, m))  # type: ignore[call-overload]
+        if legacy:
+            out.append(f"{legacy}_{arch}")
+    return out
+
+
+def musllinux_platforms(arch: str, musl: str) -> list[str]:
+    """Platform tags a musl of this version accepts (packaging's walk), newest first."""
+    m = re.match(r"(\d+)\.(\d+)", musl)
+    if not m:
+        return []
+    major, minor = int(m[1]), int(m[2])
+    return [f"musllinux_{major}_{n}_{arch}" for n in range(minor, -1, -1)]
 
 
 def musl_version(facts: Mapping[str, Any]) -> str:
@@ -44,8 +77,17 @@ def musl_version(facts: Mapping[str, Any]) -> str:
     return str(facts.get("musl") or (libc.split()[-1] if libc.startswith("musl ") else ""))
 
 
+def linux_platforms(facts: Mapping[str, Any]) -> list[str]:
+    """All platform tags the cell accepts, most specific first."""
+    arch = re.sub(r"[.-]", "_", str(facts.get("machine", "")))
+    musl = musl_version(facts)
+    libc = (manylinux_platforms(arch, facts["glibc"]) if facts.get("glibc") else
+            musllinux_platforms(arch, musl) if musl else [])
+    return [*libc, f"linux_{arch}"]
+
+
 def _generic_abis(soabi: str) -> list[str]:
-    """The ABI tag of a non-CPython interpreter from its SOABI (packaging's _generic_abi):
+    """The ABI tag of a non-CPython interpreter from its SOABI (as packaging's _generic_abi):
     'pypy310-pp73-x86_64-linux-gnu' -> ['pypy310_pp73']."""
     if soabi.startswith("pypy"):
         soabi = "-".join(soabi.split("-")[:2])
@@ -57,9 +99,7 @@ def _generic_abis(soabi: str) -> list[str]:
 def supported(facts: Mapping[str, Any]) -> list[Tag]:
     """All tags the interpreter described by ``facts`` accepts, in pip's preference order."""
     version = tuple(facts["version_info"][:2])
-    musl = musl_version(facts)
-    platforms = (musllinux_platforms(facts["machine"], musl) if musl
-                 else linux_platforms(facts["machine"], facts.get("glibc", "")))
+    platforms = linux_platforms(facts)
     if facts.get("implementation") != "cpython":  # PyPy, GraalPy: as packaging.sys_tags
         impl = str(facts.get("implementation", ""))
         interpreter = INTERPRETER_SHORT_NAMES.get(impl, impl) + "".join(map(str, version))
@@ -80,5 +120,6 @@ def describe(facts: Mapping[str, Any]) -> str:
     """'CPython 3.9.2, glibc 2.31, x86_64' for messages."""
     impl = {"cpython": "CPython"}.get(facts.get("implementation", ""), facts.get(
         "implementation", "?"))
-    libc = f"glibc {facts['glibc']}" if facts.get("glibc") else facts.get("libc") or "no glibc"
+    libc = (f"glibc {facts['glibc']}" if facts.get("glibc") else
+            f"musl {musl_version(facts)}" if musl_version(facts) else "no glibc")
     return f"{impl} {facts.get('version', '?')}, {libc}, {facts.get('machine', '?')}"

@@ -6,7 +6,6 @@ import fnmatch
 import hashlib
 import io
 import platform
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +19,10 @@ from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from harness import tags
 from harness.errors import InputError
 from harness.matrix import Package
+from harness.probe import is_library
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,8 +67,7 @@ class WheelInfo:
 
     def bundled(self, library: str) -> list[str]:
         """Copies of ``lib<library>`` shipped inside the wheel."""
-        return [f for f in self.files if Path(f).name.startswith((f"lib{library}-",
-                                                                   f"lib{library}."))]
+        return [f for f in self.files if is_library(f, library)]
 
     def extension_modules(self) -> list[str]:
         """Dotted names of the Python extension modules inside: shared objects exporting a
@@ -84,8 +84,7 @@ class WheelInfo:
 
     def needs(self, library: str) -> list[str]:
         """NEEDED entries naming ``lib<library>`` across the wheel's shared objects."""
-        return sorted({n for e in self.elf for n in e.needed
-                       if Path(n).name.startswith((f"lib{library}.", f"lib{library}-"))})
+        return sorted({n for e in self.elf for n in e.needed if is_library(n, library)})
 
 
 def _elf_facts(name: str, data: bytes) -> ElfFacts | None:
@@ -114,27 +113,16 @@ def _elf_facts(name: str, data: bytes) -> ElfFacts | None:
                     runpath=tuple(runpath), pyinit=tuple(pyinit))
 
 
-_LEGACY = {"manylinux2014": (2, 17), "manylinux2010": (2, 12), "manylinux1": (2, 5)}
-_MANYLINUX = re.compile(r"^manylinux(?:_(\d+)_(\d+)|2014|2010|1)_(?P<arch>.+)$")
+def _pep600(platform_tag: str) -> str:
+    """manylinux2014_x86_64 -> manylinux_2_17_x86_64 (auditwheel's policy names)."""
+    glibc, arch = tags.promised_glibc(platform_tag), tags.manylinux_arch(platform_tag)
+    return f"manylinux_{glibc[0]}_{glibc[1]}_{arch}" if glibc and arch else platform_tag
 
 
-def claimed_glibc(platform_tag: str) -> tuple[int, int] | None:
-    """glibc version a manylinux platform tag promises (manylinux2014 -> 2.17)."""
-    m = _MANYLINUX.match(platform_tag)
-    if m is None:
-        return None
-    return (int(m[1]), int(m[2])) if m[1] else _LEGACY[platform_tag.split("_", 1)[0]]
-
-
-def _canonical_policy(platform_tag: str) -> str:
-    m = _MANYLINUX.match(platform_tag)
-    glibc = claimed_glibc(platform_tag)
-    return f"manylinux_{glibc[0]}_{glibc[1]}_{m['arch']}" if m and glibc else platform_tag
-
-
-def audit(path: Path, tags: frozenset[Tag]) -> Audit | None:
-    """auditwheel's verdict on a manylinux wheel; None for wheels that claim no manylinux."""
-    arches = sorted({m["arch"] for t in tags if (m := _MANYLINUX.match(t.platform))})
+def audit(path: Path, wheel_tags: frozenset[Tag]) -> Audit | None:
+    """auditwheel's verdict on a manylinux wheel; None for wheels that claim no manylinux.
+    What auditwheel raises is kept in ``error`` (the tags check makes it an ERROR)."""
+    arches = sorted({a for t in wheel_tags if (a := tags.manylinux_arch(t.platform))})
     if not arches:
         return None
     from auditwheel.architecture import Architecture
@@ -144,14 +132,14 @@ def audit(path: Path, tags: frozenset[Tag]) -> Audit | None:
     try:
         info = analyze_wheel_abi(Libc.GLIBC, Architecture(arches[0]), path, frozenset(),
                                  disable_isa_ext_check=True, allow_graft=False)
-    except Exception as exc:  # a wheel auditwheel cannot read is judged by the cells alone
+    except Exception as exc:  # reported, never swallowed: the tags check is then an ERROR
         return Audit(policy="?", glibc=None, external=(), error=f"{type(exc).__name__}: {exc}")
     versions = [tuple(int(x) for x in v.split("_", 1)[1].split("."))
                 for vs in info.versioned_symbols.values() for v in vs
                 if v.startswith("GLIBC_") and v[6:7].isdigit()]
-    claimed = max((t.platform for t in tags if _MANYLINUX.match(t.platform)),
-                  key=lambda p: claimed_glibc(p) or (0, 0))
-    refs = info.external_refs.get(_canonical_policy(claimed))
+    claimed = max((t.platform for t in wheel_tags if tags.promised_glibc(t.platform)),
+                  key=lambda p: tags.promised_glibc(p) or (0, 0))
+    refs = info.external_refs.get(_pep600(claimed))
     return Audit(policy=info.overall_policy.name,
                  glibc=".".join(map(str, max(versions))) if versions else None,
                  external=tuple(sorted(refs.libs)) if refs is not None else ())
@@ -160,7 +148,7 @@ def audit(path: Path, tags: frozenset[Tag]) -> Audit | None:
 def inspect(path: Path) -> WheelInfo:
     """Read a wheel's name, version, tags, metadata and ELF facts."""
     try:
-        name, version, _build, tags = parse_wheel_filename(path.name)
+        name, version, _build, wheel_tags = parse_wheel_filename(path.name)
     except InvalidWheelFilename as exc:
         raise InputError(f"{path}: not a wheel file name ({exc}); pass a .whl") from exc
     digest = hashlib.sha256()
@@ -180,21 +168,23 @@ def inspect(path: Path) -> WheelInfo:
         raise InputError(f"{path}: not a readable zip archive ({exc}); rebuild the wheel") \
             from exc
     return WheelInfo(path=path, name=str(name), version=version,
-                     metadata_version=str(metadata.version), tags=frozenset(tags),
+                     metadata_version=str(metadata.version), tags=frozenset(wheel_tags),
                      sha256=digest.hexdigest(), files=files, elf=elf,
-                     audit=audit(path, frozenset(tags)))
+                     audit=audit(path, frozenset(wheel_tags)))
 
 
 def _pick(path: Path, package: Package, wheels: list[Path]) -> Path:
     """Among same-version wheels: the one carrying the required tags, else this platform's."""
-    def tags_of(w: Path) -> list[str]:
-        return [str(t) for t in parse_wheel_filename(w.name)[3]]
+    def tags_of(w: Path) -> frozenset[Tag]:
+        return parse_wheel_filename(w.name)[3]
 
+    arch = platform.machine()
     steps = [
-        [w for w in wheels if all(fnmatch.filter(tags_of(w), p) for p in package.wheel_tags)],
-        [w for w in wheels if any(t.endswith("-any") or (
-            t.endswith(platform.machine()) and ("-manylinux" in t or "-linux_" in t))
-            for t in tags_of(w))],
+        [w for w in wheels if all(fnmatch.filter([str(t) for t in tags_of(w)], p)
+                                  for p in package.wheel_tags)],
+        [w for w in wheels if any(t.platform in ("any", f"linux_{arch}")
+                                  or tags.manylinux_arch(t.platform) == arch
+                                  for t in tags_of(w))],
     ]
     for narrowed in steps:
         if len(narrowed) == 1:

@@ -94,6 +94,17 @@ def run_harness(tmp_path: Path) -> RunHarness:
     return run
 
 
+def default_matrix_data() -> dict[str, Any]:
+    """The default matrix.yaml as data, its reference module named by absolute path (so a
+    copy written anywhere still finds it)."""
+    import yaml
+
+    data: dict[str, Any] = yaml.safe_load((ROOT / "matrix.yaml").read_text())
+    if "reference" in data["package"]:  # it ships beside the default matrix
+        data["package"]["reference"] = str(ROOT / data["package"]["reference"])
+    return data
+
+
 @pytest.fixture
 def matrix_file(tmp_path: Path) -> Callable[..., Path]:
     """A variant of the default matrix.yaml: other environments, extra checks, defaults."""
@@ -102,7 +113,7 @@ def matrix_file(tmp_path: Path) -> Callable[..., Path]:
     def make(*, venv: list[dict[str, Any]] | None = None,
              container: list[dict[str, Any]] | None = None,
              extra_checks: list[dict[str, Any]] = (), **defaults: Any) -> Path:  # type: ignore[assignment]
-        data = yaml.safe_load((ROOT / "matrix.yaml").read_text())
+        data = default_matrix_data()
         data["environments"] = {k: v for k, v in (("venv", venv), ("container", container))
                                 if v is not None}
         data["package"]["checks"] += list(extra_checks)

@@ -47,6 +47,8 @@ class ProbeSpec:
                 "expected_version": self.wheel.metadata_version,
                 "extensions": self.wheel.extension_modules(),
                 "checks": [c.to_probe() for c in pkg.checks],
+                "budgets": pkg.step_budgets(),
+                "reference": pkg.reference.to_probe() if pkg.reference else None,
             },
         })
 

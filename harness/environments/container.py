@@ -32,7 +32,7 @@ from harness.environments.base import (
 )
 from harness.errors import InfrastructureError
 from harness.liveness import pid_alive
-from harness.verdict import ProbeRun
+from harness.verdict import ProbeRun, Verdict, judge
 
 LABEL = "q-kangaroo-smoke"
 WHEEL_MOUNT = "/wheel"
@@ -170,7 +170,7 @@ class ContainerEnvironment(CellEnvironment):
                                seconds=time.monotonic() - start, timed_out=timed_out,
                                environment=env, infra_error=f"the cell hit the container's "
                                f"{MEMORY} memory limit (OOM-killed)" if oom else None)
-                handle.keep = self.keep_failed and not self._aborted and not _passed(run)
+                handle.keep = self.keep_failed and not self._aborted and not _passed(run, spec)
                 self.kept = c.name if handle.keep else None
                 return run
         except docker.errors.ImageNotFound:
@@ -268,6 +268,7 @@ def prepare(setup: Setup, cells: Sequence[Cell]) -> ContainerResources:
                               keep_failed=setup.keep_failed)
 
 
-def _passed(run: ProbeRun) -> bool:
-    return run.returncode == 0 and not run.timed_out and all(
-        e.get("status") in (None, "pass", "skip") for e in run.events if e["event"] == "check")
+def _passed(run: ProbeRun, spec: ProbeSpec) -> bool:
+    """Whether the cell passed (--keep-failed keeps the others up)."""
+    return judge(run, cell_id="", kind="container", wheel=spec.wheel,
+                 package=spec.package).verdict is Verdict.PASS

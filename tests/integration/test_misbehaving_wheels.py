@@ -149,7 +149,8 @@ _atexit.register(_forge)
 """)
     run = run_harness(str(wheel), "--select", VENV)
     cell = run.cells()[VENV]
-    assert cell["verdict"] == "ERROR" and "reported twice" in cell["reason"], cell["reason"]
+    assert cell["verdict"] == "ERROR", cell["reason"]
+    assert "wrote to the probe's event channel" in cell["reason"], cell["reason"]
     assert run.returncode == 2
 
 
@@ -191,3 +192,18 @@ def test_dotted_distribution_name_on_python_3_9(wheels: dict[str, Path],
     path.write_text(yaml.safe_dump(data))
     run = run_harness(str(wheels["good"]), "--matrix", str(path))
     assert run.cells()["venv-py3.9"]["verdict"] == "PASS", run.output
+
+
+def test_a_wheel_that_hangs_on_import_is_a_timeout_of_the_import_step_within_its_budget(
+        wheels: dict[str, Path], run_harness: RunHarness, tmp_path: Path,
+        docker_client: Any, images: dict[str, Any]) -> None:
+    wheel = _prepend_to_init(wheels["good"], tmp_path / "dist",
+                             "import time as _t\n_t.sleep(3600)\n")
+    start = time.monotonic()
+    run = run_harness(str(wheel), "--select", VENV, "--select", "docker-debian12-py3.11")
+    assert time.monotonic() - start < 60, run.output  # default import budget: 15 s
+    for cell in run.cells().values():
+        assert cell["verdict"] == "TIMEOUT", cell["reason"]
+        assert cell["reason"].startswith("import: no result within its 15s budget"), cell["reason"]
+    assert run.returncode == 1
+    assert smoke_containers(docker_client, run=run.report["run_id"]) == []  # type: ignore[index]

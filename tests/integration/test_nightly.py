@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, RunHarness
+from tests.conftest import ROOT, RunHarness, default_matrix_data
 
 pytestmark = [pytest.mark.docker, pytest.mark.interpreters]
 CELLS = {"venv-py3.10": "FAIL", "venv-py3.11": "PASS", "docker-debian11-py3.9": "FAIL",
@@ -29,7 +29,7 @@ CELLS = {"venv-py3.10": "FAIL", "venv-py3.11": "PASS", "docker-debian11-py3.9": 
 @pytest.fixture
 def small_matrix(tmp_path: Path) -> Path:
     """2 venv + 2 container cells; any abi3 floor accepted so verdicts differ by Python."""
-    data = yaml.safe_load((ROOT / "matrix.yaml").read_text())
+    data = default_matrix_data()
     data["package"]["wheel_tags"] = ["cp3*-abi3-manylinux_2_17_x86_64"]
     data["environments"] = {"venv": [{"python": "3.10"}, {"python": "3.11"}],
                             "container": [{"image": "debian11-py3.9"},

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, default_matrix_data
 
 USER = "nobody"
 SITE = next(p for p in sys.path if p.endswith("site-packages"))
@@ -34,7 +34,7 @@ def shared_tmp(wheels: dict[str, Path]) -> Iterator[Path]:
     where = Path(tempfile.mkdtemp(prefix="shared-tmp-", dir="/tmp"))
     where.chmod(0o1777)
     shutil.copy(wheels["good"], where)
-    data = yaml.safe_load((ROOT / "matrix.yaml").read_text())
+    data = default_matrix_data()
     data["environments"] = {"venv": [{"python": "/usr/bin/python3.11"}]}  # the user's too
     (where / "m.yaml").write_text(yaml.safe_dump(data))
     for p in where.iterdir():

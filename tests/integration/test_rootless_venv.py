@@ -73,6 +73,7 @@ def unprivileged(wheels: dict[str, Path]) -> Iterator[Unprivileged]:
         for part in ("harness", "images"):  # the checkout's layout: recipes beside the code
             shutil.copytree(ROOT / part, share / "src" / part,
                             ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(ROOT / "q_kangaroo_reference.py", share)  # the matrix's reference module
         for variant in ("good", "nogmp"):
             (share / variant).mkdir()
             shutil.copy(wheels[variant], share / variant)

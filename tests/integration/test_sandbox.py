@@ -23,7 +23,7 @@ import yaml
 
 from harness import cli, probe, sandbox
 from harness.runner import private_parent
-from tests.conftest import ROOT
+from tests.conftest import ROOT, default_matrix_data
 from tests.integration.wheel_surgery import rewrite
 
 STERILITY = ("import json, runpy; g = runpy.run_path({path!r}); "
@@ -85,7 +85,7 @@ def listener() -> Iterator[int]:
 
 
 def isolation_matrix(tmp_path: Path, libraries: list[str], port: int) -> Path:
-    data = yaml.safe_load((ROOT / "matrix.yaml").read_text())
+    data = default_matrix_data()
     data["package"]["bundled_libraries"] = libraries
     data["package"]["checks"] += [
         {"name": "network_interfaces", "expected": ["lo"],
@@ -302,7 +302,7 @@ def test_killed_run_leaves_no_venv_process_and_its_dir_is_reaped(
     import yaml
 
     root = Path(__file__).resolve().parents[2]
-    data = yaml.safe_load((root / "matrix.yaml").read_text())
+    data = default_matrix_data()
     marker = f"hang-{os.getpid()}-{time.monotonic_ns()}"
     data["package"]["checks"].append({"name": "hang", "expected": None,
                                       "expr": f"__import__('time').sleep(600) or {marker!r}"})

@@ -39,16 +39,54 @@ PACKAGE = Package(distribution="q_kangaroo", import_name="q_kangaroo",
                                 expected_expr="reference.partition_numbers(1000)"),))
 
 
-def ev_check(name: str, status: str = "pass", detail: str = "", **data: Any) -> dict[str, Any]:
-    return {"event": "check", "name": name, "status": status, "detail": detail, "data": data}
+def observed(step: str, **data: Any) -> dict[str, Any]:
+    """One ``observed`` event as the probe sends it."""
+    return {"event": "observed", "step": step, **data}
 
 
-def passing_events(facts: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    return [{"event": "facts", **(facts or FACTS_311)},
-            ev_check("sterility"), ev_check("install"), ev_check("import"),
-            ev_check("version"), ev_check("partition_gf"),
-            ev_check("provenance", libraries={"gmp": ["/v/q_kangaroo.libs/libgmp-1a.so.10"]}),
-            {"event": "checks_exit", "returncode": 0, "stderr": "", "seconds": 0.1}]
+GMP_IN_WHEEL = "/v/site-packages/q_kangaroo.libs/libgmp-1a2b3c4d.so.10"
+SITE = "/v/site-packages"
+
+
+def good_observations() -> dict[str, dict[str, Any]]:
+    """What the probe observes for the good wheel in a clean cell, by step."""
+    init = f"{SITE}/q_kangaroo/__init__.py"
+    ext = f"{SITE}/q_kangaroo/_q_kangaroo.abi3.so"
+    return {
+        "sterility": observed("sterility", evidence={"gmp": {
+            "find_library": None, "ldconfig": [], "dlopen": [], "files": []}}, env_set=[]),
+        "venv": observed("venv", returncode=0, output=""),
+        "install": observed("install", returncode=0, output="Installed 1 package",
+                            wheel_sha256="0" * 64),
+        "import": observed("import", exception=None, file=init,
+                           modules={"q_kangaroo": init, "q_kangaroo._q_kangaroo": ext},
+                           site_packages=[SITE], in_record=[init, ext],
+                           extensions=[{"module": "q_kangaroo._q_kangaroo", "exception": None}]),
+        "version": observed("version", values={"metadata": "1.0.0", "__version__": "1.0.0",
+                                               "version()": "1.0.0"}),
+        "partition_gf": observed("partition_gf", got=P20, expected=P20),
+        "provenance": observed("provenance", mapped=["/usr/bin/python3", GMP_IN_WHEEL],
+                               loader_log=[], sonames={GMP_IN_WHEEL: "libgmp.so.10"},
+                               in_record=[GMP_IN_WHEEL]),
+        "exit": observed("exit", returncode=0, stderr="", seconds=0.1, over_budget=None),
+    }
+
+
+P20 = [1, 1, 2, 3, 5, 7, 11, 15, 22, 30, 42, 56, 77, 101, 135, 176, 231, 297, 385, 490]
+
+
+def passing_events(facts: dict[str, Any] | None = None,
+                   **replace: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The whole event stream of a passing cell; ``replace`` swaps (or with None drops) the
+    observation of a step."""
+    events: list[dict[str, Any]] = [{"event": "facts", **(facts or FACTS_311)}]
+    for step, obs in good_observations().items():
+        obs = replace.get(step, obs) if step in replace else obs
+        if step not in ("venv", "exit"):
+            events.append({"event": "started", "step": step})
+        if obs is not None:
+            events.append(obs if "event" in obs else observed(step, **obs))
+    return events
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import yaml
 
 from harness import cli, report
 from harness.cells import Cell
+from tests.conftest import default_matrix_data
 from tests.unit.conftest import make_wheel
 from tests.unit.test_runner import FakeEnvironment
 
@@ -37,7 +38,7 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def matrix_with(tmp_path: Path, **changes: Any) -> Path:
-    data = yaml.safe_load(cli.DEFAULT_MATRIX.read_text())
+    data = default_matrix_data()
     for key, value in changes.items():
         data[key] = value
     path = tmp_path / "m.yaml"
@@ -120,10 +121,11 @@ def small_file_limit() -> Iterator[None]:
 
 
 def big_run(n: int = 300) -> tuple[report.RunInfo, list[Any]]:
-    from harness.verdict import CellResult, CheckResult, Verdict
+    from harness.verdict import CellResult, CheckResult, CheckStatus, Verdict
 
     results = [CellResult(cell_id=f"c{i}", kind="venv", verdict=Verdict.PASS, reason="",
-                          checks=(CheckResult(name="x", status="pass", detail="y" * 300),))
+                          checks=(CheckResult(name="x", status=CheckStatus.PASS,
+                                              detail="y" * 300),))
                for i in range(n)]
     info = report.RunInfo(run_id="r", matrix="m", wheel=make_wheel(), started=0, finished=1,
                           interrupted=False, exit_code=0, selected=())
@@ -162,7 +164,7 @@ def test_a_report_write_failure_mid_run_still_prints_the_table(
     def factory(cell: Cell) -> FakeEnvironment:
         return FakeEnvironment(cell, 0)  # every cell passes
 
-    data = yaml.safe_load(cli.DEFAULT_MATRIX.read_text())
+    data = default_matrix_data()
     data["package"]["checks"] = data["package"]["checks"][:1]  # what the fake reports
     data["package"]["wheel_tags"] = []  # the synthetic wheel is pure Python
     data["environments"] = {"venv": [{"python": "3.12"}, {"python": "3.13"}]}

@@ -8,6 +8,7 @@ import pytest
 
 from harness import cli
 from harness.verdict import CellResult, Verdict
+from tests.conftest import default_matrix_data
 
 
 def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -102,7 +103,7 @@ def test_unknown_recipe_name_is_a_matrix_error(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     import yaml
 
-    data = yaml.safe_load(cli.DEFAULT_MATRIX.read_text())
+    data = default_matrix_data()
     data["environments"] = {"container": [{"image": "debian10-py3.7"}]}
     path = tmp_path / "m.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -127,3 +127,38 @@ def test_built_in_check_names_are_reserved(tmp_path: Path, name: str) -> None:
     data = minimal(checks=[{"name": name, "expr": "1", "expected": 1}])
     with pytest.raises(InputError, match="is reserved"):
         matrix.load(write(tmp_path, data))
+
+
+def test_the_reference_module_ships_beside_the_matrix(tmp_path: Path) -> None:
+    m = matrix.load(ROOT / "matrix.yaml")
+    assert m.package.reference is not None
+    assert m.package.reference.path == ROOT / "q_kangaroo_reference.py"
+    assert "def partition_numbers" in m.package.reference.source
+    (tmp_path / "ref.py").write_text("def answer():\n    return 42\n")
+    loaded = matrix.load(write(tmp_path, minimal(reference="ref.py")))
+    assert loaded.package.reference is not None
+    assert loaded.package.reference.to_probe() == {"path": "ref.py", "source": (
+        "def answer():\n    return 42\n")}
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("missing.py", None, "package.reference: cannot read"),
+    ("broken.py", "def (:\n", "package.reference: "),
+])
+def test_a_bad_reference_is_one_line_input_error(tmp_path: Path, name: str,
+                                                 content: str | None, message: str) -> None:
+    if content is not None:
+        (tmp_path / name).write_text(content)
+    with pytest.raises(InputError) as err:
+        matrix.load(write(tmp_path, minimal(reference=name)))
+    assert len(str(err.value).splitlines()) == 1
+    assert message in str(err.value) and name in str(err.value)
+
+
+def test_budgets_default_and_from_the_matrix(tmp_path: Path) -> None:
+    default = matrix.load(write(tmp_path, minimal()))
+    assert (default.package.import_budget, default.package.check_budget) == (15.0, 120.0)
+    data = {**minimal(checks=[{"name": "slow", "expr": "1", "expected": 1, "timeout": 90}]),
+            "defaults": {"budgets": {"import": 5}}}
+    pkg = matrix.load(write(tmp_path, data)).package
+    assert pkg.step_budgets() == {"import": 5.0, "slow": 90.0}

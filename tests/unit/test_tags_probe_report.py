@@ -2,20 +2,39 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 from packaging.tags import parse_tag
 
-from harness import probe, report, tags
+from harness import checks, probe, report, tags
 from harness.verdict import ProbeRun, Verdict, judge
-from tests.unit.conftest import FACTS_311, PACKAGE, ev_check, make_wheel, passing_events
+from tests.unit.conftest import (
+    FACTS_311,
+    P20,
+    PACKAGE,
+    make_wheel,
+    observed,
+    passing_events,
+)
 
-P = [1, 1, 2, 3, 5, 7, 11, 15, 22, 30, 42, 56, 77, 101, 135, 176, 231, 297, 385, 490]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _reference() -> Any:
+    """q_kangaroo's reference module, which ships beside matrix.yaml."""
+    spec = importlib.util.spec_from_file_location("reference", ROOT / "q_kangaroo_reference.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_manylinux_platforms_follow_glibc() -> None:
@@ -29,28 +48,29 @@ def test_manylinux_platforms_follow_glibc() -> None:
 
 
 def test_reference_partition_numbers() -> None:
-    p = probe.partition_numbers(1000)
-    assert p[:20] == P
+    p = _reference().partition_numbers(1000)
+    assert p[:20] == P20
     assert p[100] == 190569292
     assert p[405] < 2**63 <= p[406] and p[416] < 2**64 <= p[417]
     assert p[999] == 23127843459154899464880444632250
 
 
 def test_compare_reports_first_wrong_term_and_magnitudes() -> None:
-    expected = probe.partition_numbers(500)
+    expected = _reference().partition_numbers(500)
     got = [v % 2**64 for v in expected]
-    ok, detail, data = probe._compare(got, expected)
+    ok, detail, data = checks.compare(got, expected)
     assert not ok and detail.startswith("term 417:")
     assert data["bits_at_bad"] == 65 and data["max_bits_before_bad"] == 64
-    assert probe._compare(expected, expected)[0]
-    assert "got 3 terms" in probe._compare([1, 1, 2], expected)[1]
+    assert checks.compare(expected, expected)[0]
+    assert "got 3 terms" in checks.compare([1, 1, 2], expected)[1]
 
 
 def test_host_itself_is_not_sterile_without_the_sandbox() -> None:
     """This host ships libgmp: the probe must say so (the reason cells need hiding)."""
-    result = probe.sterility(["gmp"], ["MINGW_BIN"])
-    assert result["ok"] is False
-    assert any("libgmp" in p for p in result["problems"])
+    evidence = probe.sterility(["gmp"], ["MINGW_BIN"])
+    result = checks.sterility(observed("sterility", **evidence), None)  # type: ignore[arg-type]
+    assert result.status is checks.CheckStatus.FAIL
+    assert "libgmp" in result.detail
 
 
 def test_probe_runs_on_its_own_from_source_and_reports_events(tmp_path: object) -> None:
@@ -62,16 +82,20 @@ def test_probe_runs_on_its_own_from_source_and_reports_events(tmp_path: object) 
                           json.dumps(spec)], capture_output=True, text=True,
                          env={"PATH": os.defpath})
     lines = [json.loads(x[len(probe.MARKER):]) for x in out.stdout.splitlines()]
-    assert lines[0]["event"] == "environment"
-    assert (lines[1]["event"], lines[1]["name"], lines[1]["status"]) == ("check", "import", "fail")
-    assert "outside site-packages" in lines[1]["detail"]  # json comes from the stdlib
+    assert [e["event"] for e in lines[:3]] == ["environment", "started", "observed"]
+    assert lines[2]["step"] == "import" and "status" not in lines[2]  # observations only
+    ctx = checks.Context(wheel=make_wheel(), facts={}, package=dataclasses.replace(
+        PACKAGE, import_name="json"))
+    result = checks.import_(lines[2], ctx)
+    assert result.status is checks.CheckStatus.FAIL
+    assert "outside site-packages" in result.detail  # json comes from the stdlib
 
 
 def test_json_and_junit_reports(tmp_path: object) -> None:
     good = judge(ProbeRun(events=tuple(passing_events())), cell_id="a", kind="venv",
                  wheel=make_wheel(), package=PACKAGE)
-    bad_events = [ev_check("import", status="fail", detail="ImportError: boom")
-                  if e.get("name") == "import" else e for e in passing_events()]
+    bad_events = passing_events(**{"import": observed("import", exception={
+        "type": "ImportError", "message": "boom", "traceback": ""})})
     bad = judge(ProbeRun(events=tuple(bad_events)), cell_id="b", kind="venv",
                 wheel=make_wheel(), package=PACKAGE)
     info = report.RunInfo(run_id="r", matrix="m.yaml", wheel=make_wheel(), started=0.0,
@@ -80,12 +104,43 @@ def test_json_and_junit_reports(tmp_path: object) -> None:
     data = json.loads(paths["json"].read_text())
     assert data["wheel"]["sha256"] == "0" * 64
     assert data["summary"][Verdict.PASS.value] == 1 and data["summary"]["FAIL"] == 1
-    assert data["cells"][0]["libraries_mapped"]["gmp"][0].endswith("libgmp-1a.so.10")
+    assert data["cells"][0]["libraries_mapped"]["gmp"][0].endswith("libgmp-1a2b3c4d.so.10")
+    assert data["cells"][0]["checks"][0]["status"] == "pass"
     root = ET.parse(paths["junit"]).getroot()
     suites = {s.get("name"): s for s in root}
     assert suites["a"].get("failures") == "0" and suites["a"].get("tests") == "8"
     failing = [c.get("name") for c in suites["b"] if c.find("failure") is not None]
     assert failing == ["import"]
+
+
+def test_musl_cells_accept_musllinux_tags() -> None:
+    alpine = {**FACTS_311, "glibc": "", "musl": "1.2.4"}
+    assert tags.compatible(parse_tag("cp39-abi3-musllinux_1_2_x86_64"), alpine)
+    assert tags.compatible(parse_tag("cp39-abi3-musllinux_1_1_x86_64"), alpine)
+    assert not tags.compatible(parse_tag("cp39-abi3-manylinux2014_x86_64"), alpine)
+    assert not tags.compatible(parse_tag("cp39-abi3-musllinux_1_2_x86_64"), FACTS_311)
+    assert "musl 1.2.4" in tags.describe(alpine)
+
+
+def test_glibc_a_manylinux_tag_promises() -> None:
+    assert tags.promised_glibc("manylinux2014_x86_64") == (2, 17)
+    assert tags.promised_glibc("manylinux1_i686") == (2, 5)
+    assert tags.promised_glibc("manylinux_2_34_aarch64") == (2, 34)
+    assert tags.promised_glibc("musllinux_1_2_x86_64") is None
+    assert tags.promised_glibc("linux_x86_64") is None
+    assert tags.manylinux_arch("manylinux2010_x86_64") == "x86_64"
+    assert tags.manylinux_arch("manylinux_2_17_aarch64") == "aarch64"
+    assert tags.manylinux_platforms("x86_64", "2.17")[:3] == [
+        "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_16_x86_64"]
+    assert tags.manylinux_platforms("aarch64", "2.17") == [
+        "manylinux_2_17_aarch64", "manylinux2014_aarch64"]  # packaging: 2.17 is arm's floor
+
+
+def test_library_names_are_matched_one_way() -> None:
+    for name in ("libgmp.so.10", "/usr/lib/libgmp.so", "libgmp-1a2b3c4d.so.10", "libgmp.a"):
+        assert probe.is_library(name, "gmp"), name
+    for name in ("libgmpxx.so.4", "libgmp10.so", "gmp.so", "libmpfr.so.6", ""):
+        assert not probe.is_library(name, "gmp"), name
 
 
 def test_only_shared_objects_with_pyinit_are_extension_modules() -> None:
@@ -103,14 +158,18 @@ def test_only_shared_objects_with_pyinit_are_extension_modules() -> None:
 
 
 def test_values_are_normalised_deeply_like_yaml() -> None:
+    from fractions import Fraction
+
     got = probe._normalise({1: (2, 3), "k": [(4, 5)], "g": (x for x in range(2))})
     assert got == {"1": [2, 3], "k": [[4, 5]], "g": [0, 1]}
+    assert probe._normalise([Fraction(3, 1), True]) == [3.0, True]
 
 
 def test_junit_text_is_always_well_formed_and_a_bad_cell_never_green(tmp_path: Path) -> None:
     nasty = "a\x00b\x1b[2Jc\udc80d"
     assert report.xml_text(nasty) == "a\ufffdb\ufffd[2Jc\ufffdd"
-    forged = [*passing_events(), ev_check("import", detail=nasty)]
+    forged = [*passing_events(), observed("import", exception={
+        "type": "ImportError", "message": nasty, "traceback": ""})]
     cell = judge(ProbeRun(events=tuple(forged)), cell_id="f", kind="venv", wheel=make_wheel(),
                  package=PACKAGE)
     assert cell.verdict is Verdict.ERROR

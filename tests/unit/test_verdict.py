@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
+from harness.checks import CheckStatus
 from harness.matrix import Package
 from harness.verdict import ProbeRun, Verdict, judge
 from harness.wheel import Audit, WheelInfo
-from tests.unit.conftest import FACTS_311, ev_check, make_wheel, passing_events
+from tests.unit.conftest import FACTS_311, make_wheel, observed, passing_events
 
 
 def run(events: list[dict[str, Any]], wheel: WheelInfo | None = None, pkg: Package | None = None,
@@ -21,8 +22,11 @@ def run(events: list[dict[str, Any]], wheel: WheelInfo | None = None, pkg: Packa
                  wheel=wheel or make_wheel(), package=pkg or PACKAGE)
 
 
-def replace_check(events: list[dict[str, Any]], name: str, **kw: Any) -> list[dict[str, Any]]:
-    return [ev_check(name, **kw) if e.get("name") == name else e for e in events]
+def until_started(step: str, *then: dict[str, Any]) -> list[dict[str, Any]]:
+    """The passing stream cut right after ``step`` started, then ``then``."""
+    events = passing_events()
+    cut = events.index({"event": "started", "step": step}) + 1
+    return [*events[:cut], *then]
 
 
 def test_all_checks_pass() -> None:
@@ -30,31 +34,34 @@ def test_all_checks_pass() -> None:
     assert result.verdict is Verdict.PASS
     assert [c.name for c in result.checks] == ["tags", "sterility", "install", "import",
                                                "version", "partition_gf", "provenance", "exit"]
+    assert all(c.status is CheckStatus.PASS for c in result.checks)
 
 
 def test_gmp_reachable_is_invalid_even_if_everything_else_passes() -> None:
-    events = replace_check(passing_events(), "sterility", status="fail",
-                           detail="dlopen(libgmp.so.10) succeeded")
-    result = run(events)
+    dirty = observed("sterility", env_set=[], evidence={"gmp": {
+        "find_library": None, "ldconfig": [], "files": [],
+        "dlopen": [{"soname": "libgmp.so.10", "paths": ["/usr/lib/libgmp.so.10"]}]}})
+    result = run(passing_events(sterility=dirty))
     assert result.verdict is Verdict.INVALID
-    assert "libgmp.so.10" in result.reason
+    assert "dlopen(libgmp.so.10) succeeded" in result.reason
 
 
 def test_failing_check_names_itself_and_later_checks_still_reported() -> None:
-    events = replace_check(passing_events(), "partition_gf", status="fail", detail="term 417")
-    result = run(events)
+    wrong = observed("partition_gf", got=[1, 1, 2, 4], expected=[1, 1, 2, 3])
+    result = run(passing_events(partition_gf=wrong))
     assert result.verdict is Verdict.FAIL
     assert result.failed_check is not None and result.failed_check.name == "partition_gf"
-    assert result.check("provenance").status == "pass"  # type: ignore[union-attr]
+    assert "term 3: got 4, expected 3" in result.reason
+    assert result.check("provenance").status is CheckStatus.PASS  # type: ignore[union-attr]
 
 
 def test_import_failure_blocks_later_checks() -> None:
-    events = [e for e in passing_events() if e.get("name") not in (
-        "version", "partition_gf", "provenance")]
-    events = replace_check(events, "import", status="fail", detail="ImportError: x")
+    events = until_started("import", observed("import", exception={
+        "type": "ImportError", "message": "x", "traceback": ""}),
+        observed("exit", returncode=0, stderr=""))
     result = run(events)
     assert result.verdict is Verdict.FAIL
-    assert [c.status for c in result.checks][-3:] == ["not run"] * 3
+    assert [c.status for c in result.checks][-4:] == [CheckStatus.NOT_RUN] * 4
 
 
 def test_missing_required_tag_fails_tags_check() -> None:
@@ -68,25 +75,36 @@ def test_installer_accepting_an_incompatible_wheel_is_still_refused() -> None:
     wheel = make_wheel("cp39-abi3-manylinux_2_34_x86_64")
     result = run(passing_events(facts), wheel=wheel)
     install = result.check("install")
-    assert install is not None and install.status == "fail"
+    assert install is not None and install.status is CheckStatus.FAIL
     assert "is not a supported wheel on this platform" in install.detail
     assert "pip would not" in install.detail
 
 
 def test_process_crash_during_a_check_is_a_fail_in_that_check() -> None:
-    events = [*passing_events()[:5], {"event": "check_started", "name": "partition_gf"},
-              {"event": "checks_exit", "returncode": -11, "stderr": "Fatal Python error"}]
+    events = until_started("partition_gf", observed("exit", returncode=-11,
+                                                    stderr="Fatal Python error"))
     result = run(events)
     assert result.verdict is Verdict.FAIL
     pg = result.check("partition_gf")
-    assert pg is not None and pg.status == "fail" and "SIGSEGV" in pg.detail
+    assert pg is not None and pg.status is CheckStatus.FAIL and "SIGSEGV" in pg.detail
 
 
 def test_timeout_marks_the_running_check() -> None:
-    events = [*passing_events()[:5], {"event": "check_started", "name": "partition_gf"}]
-    result = run(events, timed_out=True, seconds=30.0)
+    result = run(until_started("partition_gf"), timed_out=True, seconds=30.0)
     assert result.verdict is Verdict.TIMEOUT
-    assert result.check("partition_gf").status == "timeout"  # type: ignore[union-attr]
+    assert result.check("partition_gf").status is CheckStatus.TIMEOUT  # type: ignore[union-attr]
+    assert result.check("provenance").status is CheckStatus.NOT_RUN  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("step", ["import", "partition_gf"])
+def test_a_step_stopped_over_its_budget_is_a_timeout_naming_the_step(step: str) -> None:
+    events = until_started(step, observed("exit", returncode=-9, stderr="", over_budget={
+        "step": step, "budget": 20.0}))
+    result = run(events)
+    assert result.verdict is Verdict.TIMEOUT
+    assert result.reason == f"{step}: no result within its 20s budget (stopped by the probe)"
+    assert result.check(step).status is CheckStatus.TIMEOUT  # type: ignore[union-attr]
+    assert result.check("exit").status is CheckStatus.NOT_RUN  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("kw", [{"infra_error": "docker: gone"},
@@ -103,14 +121,22 @@ def test_probe_exception_is_error() -> None:
     assert "boom" in result.reason
 
 
+def test_a_venv_that_cannot_be_made_is_an_error() -> None:
+    events = until_started("install")[:-1]
+    events = [e if e.get("step") != "venv" else observed("venv", returncode=1, output="no")
+              for e in events]
+    result = run(events, returncode=0)
+    assert result.verdict is Verdict.ERROR
+    assert "python -m venv failed" in result.reason
+
+
 def test_installing_another_file_than_the_wheel_under_test_is_an_error() -> None:
     wheel = make_wheel()
-    events = replace_check(passing_events(), "install", wheel_sha256="f" * 64)
-    result = run(events, wheel=wheel)
+    other = observed("install", returncode=0, output="", wheel_sha256="f" * 64)
+    result = run(passing_events(install=other), wheel=wheel)
     assert result.verdict is Verdict.ERROR
     assert "different wheel file" in result.reason
-    same = replace_check(passing_events(), "install", wheel_sha256=wheel.sha256)
-    assert run(same, wheel=wheel).verdict is Verdict.PASS
+    assert run(passing_events(), wheel=wheel).verdict is Verdict.PASS
 
 
 @pytest.mark.parametrize(("values", "verdict"), [
@@ -120,36 +146,36 @@ def test_installing_another_file_than_the_wheel_under_test_is_an_error() -> None
     ({"metadata": "1.0.0rc1", "__version__": None, "version()": "1.0.0rc1"}, Verdict.FAIL),
 ])
 def test_versions_compare_by_pep_440(values: dict[str, Any], verdict: Verdict) -> None:
-    events = replace_check(passing_events(), "version", status="fail", expected="1.0.0rc1",
-                           values=values)
-    assert run(events).verdict is verdict
+    wheel = dataclasses.replace(make_wheel(), metadata_version="1.0.0rc1")
+    events = passing_events(version=observed("version", values=values))
+    assert run(events, wheel=wheel).verdict is verdict
 
 
 def test_package_ending_the_process_mid_check_is_a_fail_not_an_error() -> None:
-    events = [*passing_events()[:5], {"event": "check_started", "name": "partition_gf"},
-              {"event": "checks_exit", "returncode": 0, "stderr": ""}]
-    result = run(events)
+    result = run(until_started("partition_gf", observed("exit", returncode=0, stderr="")))
     assert result.verdict is Verdict.FAIL
     assert result.check("partition_gf").detail == (  # type: ignore[union-attr]
         "the Python process exited (exit status 0) before reporting")
 
 
 def test_crash_at_interpreter_exit_is_a_fail() -> None:
-    events = [*passing_events()[:-1], {"event": "checks_exit", "returncode": -11,
-                                       "stderr": "Segmentation fault"}]
-    result = run(events)
+    crash = observed("exit", returncode=-11, stderr="Segmentation fault")
+    result = run(passing_events(exit=crash))
     assert result.verdict is Verdict.FAIL
     assert result.failed_check.name == "exit"  # type: ignore[union-attr]
     assert "SIGSEGV after the checks" in result.reason
 
 
-def test_a_check_reported_twice_is_a_forged_stream_and_never_a_pass() -> None:
+@pytest.mark.parametrize("forged", [
+    observed("partition_gf", got=[1], expected=[2]),  # a step reported twice
+    {"event": "started", "step": "import"},  # a step started twice
+    {"event": "check", "name": "partition_gf", "status": "fail"},  # not a probe event
+])
+def test_a_forged_event_is_an_error_and_never_a_pass(forged: dict[str, Any]) -> None:
     events = passing_events()
-    events = [*events[:5], ev_check("partition_gf", status="fail", detail="term 3"),
-              *events[5:]]
-    result = run(events)
+    result = run([*events[:-1], forged, events[-1]])
     assert result.verdict is Verdict.ERROR
-    assert "reported twice" in result.reason
+    assert "something in the package wrote to the probe's event channel" in result.reason
 
 
 @pytest.mark.parametrize(("audit", "needle"), [
@@ -166,3 +192,13 @@ def test_a_false_manylinux_tag_fails_the_tags_check(audit: Audit, needle: str) -
     honest = dataclasses.replace(make_wheel(), audit=Audit(
         policy="manylinux_2_17_x86_64", glibc="2.17", external=()))
     assert run(passing_events(), wheel=honest).verdict is Verdict.PASS
+
+
+def test_auditwheel_failing_is_an_error_with_its_message_never_a_pass() -> None:
+    wheel = dataclasses.replace(make_wheel(), audit=Audit(
+        policy="?", glibc=None, external=(), error="ValueError: bad ELF"))
+    result = run(passing_events(), wheel=wheel)
+    assert result.verdict is Verdict.ERROR
+    assert result.check("tags").status is CheckStatus.ERROR  # type: ignore[union-attr]
+    assert "auditwheel could not analyse the wheel" in result.reason
+    assert "ValueError: bad ELF" in result.reason

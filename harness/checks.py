@@ -1,0 +1,335 @@
+"""Observations -> check results: one small pure function per check, in one table.
+
+The probe only reports what it saw (``observed`` events, one per step); each function here
+turns one step's observation into a CheckResult.  A new check is one function and one
+entry in ``JUDGES``; the user's declared checks all share ``declared``.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from harness import tags
+from harness.matrix import Package
+from harness.probe import is_library
+from harness.wheel import WheelInfo
+
+
+class CheckStatus(enum.Enum):
+    """One check's outcome in one cell (the value is what the reports say)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"      # the harness or the matrix, not the wheel
+    SKIP = "skip"        # cannot be checked on this system
+    NOT_RUN = "not run"  # an earlier step made it impossible
+    TIMEOUT = "timeout"
+
+
+OK = frozenset({CheckStatus.PASS, CheckStatus.SKIP})
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckResult:
+    """One check in one cell."""
+
+    name: str
+    status: CheckStatus
+    detail: str = ""
+    seconds: float | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Context:
+    """What a judge may look at besides the observation: the wheel, the matrix, the cell."""
+
+    wheel: WheelInfo
+    package: Package
+    facts: Mapping[str, Any]
+
+
+Observation = Mapping[str, Any]
+Judge = Callable[[Observation, Context], CheckResult]
+
+
+def _result(name: str, status: CheckStatus, detail: str, obs: Observation,
+            **extra: Any) -> CheckResult:
+    data = {k: v for k, v in obs.items() if k not in ("event", "step")}
+    return CheckResult(name=name, status=status, detail=detail, seconds=obs.get("seconds"),
+                       data={**data, **extra})
+
+
+def signal_name(returncode: int | None) -> str:
+    """'signal SIGSEGV' or 'exit status 3'."""
+    if returncode is not None and returncode < 0:
+        try:
+            return f"signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+# ---------------------------------------------------------------- tags (host only)
+
+
+def tag_lies(wheel: WheelInfo) -> list[str]:
+    """Platform tags the wheel does not live up to, per auditwheel."""
+    audit = wheel.audit
+    if audit is None or audit.error:
+        return []
+    actual = tags.promised_glibc(audit.policy)
+    lies = []
+    for platform in sorted({t.platform for t in wheel.tags}):
+        promised = tags.promised_glibc(platform)
+        if promised is None:
+            continue
+        if actual is None:
+            lies.append(f"tagged {platform} but auditwheel finds only {audit.policy}: it needs "
+                        f"{', '.join(audit.external) or 'libraries'} outside the manylinux "
+                        "base system, not bundled")
+        elif actual > promised:
+            lies.append(f"tagged {platform} but it needs glibc {audit.glibc} "
+                        f"(GLIBC_{audit.glibc} symbols)")
+    return lies
+
+
+def tags_check(obs: Observation, ctx: Context) -> CheckResult:
+    """The wheel carries the tags the matrix requires, and auditwheel confirms its platform
+    tags; auditwheel failing is an ERROR (never a silent pass)."""
+    wheel = ctx.wheel
+    have = sorted(str(t) for t in wheel.tags)
+    missing = [p for p in ctx.package.wheel_tags if not fnmatch.filter(have, p)]
+    data = {"wheel_tags": have, "required": list(ctx.package.wheel_tags), "missing": missing,
+            "audit": None if wheel.audit is None else vars(wheel.audit)}
+    problems = ([f"wheel is tagged {'.'.join(have)} but must carry " + ", ".join(missing)]
+                if missing else []) + tag_lies(wheel)
+    if problems:
+        return CheckResult(name="tags", status=CheckStatus.FAIL, detail="; ".join(problems),
+                           data=data, seconds=0.0)
+    if wheel.audit is not None and wheel.audit.error:
+        return CheckResult(name="tags", status=CheckStatus.ERROR, data=data, seconds=0.0,
+                           detail=f"auditwheel could not analyse the wheel, so its manylinux "
+                                  f"tags are unverified: {wheel.audit.error}")
+    return CheckResult(name="tags", status=CheckStatus.PASS, detail=", ".join(have), data=data,
+                       seconds=0.0)
+
+
+# ---------------------------------------------------------------- cell steps
+
+
+def sterility(obs: Observation, ctx: Context) -> CheckResult:
+    """Nothing could find or load a hidden library, and no forbidden variable is set."""
+    problems: list[str] = []
+    for lib, ev in obs.get("evidence", {}).items():
+        if ev.get("find_library"):
+            problems.append(f"ctypes.util.find_library({lib!r}) = {ev['find_library']!r}")
+        if ev.get("ldconfig"):
+            problems.append(f"the linker cache lists {ev['ldconfig'][0].split(' => ')[-1]}")
+        for hit in ev.get("dlopen", []):
+            problems.append(f"dlopen({hit['soname']}) succeeded "
+                            f"({', '.join(hit['paths']) or '?'})")
+        problems += [f"{f} exists in a library search directory" for f in ev.get("files", [])]
+    if obs.get("preload"):
+        problems.append(f"/etc/ld.so.preload preloads {' '.join(obs['preload'])}")
+    problems += [f"environment variable {n} is set" for n in obs.get("env_set", [])]
+    status = CheckStatus.FAIL if problems else CheckStatus.PASS
+    return _result("sterility", status, "; ".join(problems), obs, problems=problems)
+
+
+def install(obs: Observation, ctx: Context) -> CheckResult:
+    """The installer took our exact file, and pip's tag rule holds whatever it did."""
+    wheel, seen = ctx.wheel, obs.get("wheel_sha256")
+    if seen is not None and seen != wheel.sha256:
+        return _result("install", CheckStatus.ERROR, f"the cell saw a different wheel file "
+                       f"(sha256 {seen[:16]}…, expected {wheel.sha256[:16]}…)", obs)
+    rc = obs.get("returncode")
+    status = CheckStatus.PASS if rc == 0 else CheckStatus.FAIL
+    detail = str(obs.get("output", ""))
+    if not ctx.facts or tags.compatible(wheel.tags, ctx.facts):
+        return _result("install", status, detail, obs)
+    refusal = (f"ERROR: {wheel.filename} is not a supported wheel on this platform "
+               f"({tags.describe(ctx.facts)}).")
+    if status is CheckStatus.PASS:
+        refusal += " (the installer accepted it; pip would not)"
+    return _result("install", CheckStatus.FAIL, refusal, obs, tag_refused=True)
+
+
+def _inside(path: str, dirs: list[str]) -> bool:
+    return any(path == d or path.startswith(d + "/") for d in dirs)
+
+
+def _optional_dependency(load: Mapping[str, Any], import_name: str) -> str | None:
+    """The third-party module an extension lacks (numpy, say): not the wheel's failure."""
+    exc = load.get("exception") or {}
+    missing = exc.get("missing")
+    if missing is None or missing == load["module"]:
+        return None
+    ours = missing == import_name or missing.startswith(import_name + ".")
+    return None if ours else str(missing)
+
+
+def import_(obs: Observation, ctx: Context) -> CheckResult:
+    """Imported from the installed wheel (site-packages, listed in RECORD), and every
+    extension module the wheel ships loads (a fallback must not hide a broken one)."""
+    name = ctx.package.import_name
+    exc = obs.get("exception")
+    if exc:
+        return _result("import", CheckStatus.FAIL, f"{exc['type']}: {exc['message']}", obs)
+    site = list(obs.get("site_packages", []))
+    files = list(dict.fromkeys(obs.get("modules", {}).values()))
+    recorded = set(obs.get("in_record", []))
+    optional = {ld["module"]: dep for ld in obs.get("extensions", [])
+                if (dep := _optional_dependency(ld, name))}
+    broken = [ld for ld in obs.get("extensions", [])
+              if ld.get("exception") and ld["module"] not in optional]
+    outside = [f for f in files if not _inside(f, site)]
+    unrecorded = [f for f in files if f not in recorded]
+    notes = [f"{ext} needs {dep}, which is not installed" for ext, dep in optional.items()]
+    if broken:
+        ext, failure = broken[0]["module"], broken[0]["exception"]
+        return _result("import", CheckStatus.FAIL, f"{name} imported, but its extension {ext} "
+                       f"does not load ({failure['type']}: {failure['message']})", obs,
+                       exception=failure, notes=notes)
+    if outside:
+        return _result("import", CheckStatus.FAIL, "imported from outside site-packages "
+                       f"({', '.join(site)}): {', '.join(outside)}", obs, notes=notes)
+    if unrecorded:
+        return _result("import", CheckStatus.FAIL, "module files not listed in the installed "
+                       "wheel's RECORD: " + ", ".join(unrecorded), obs, notes=notes)
+    return _result("import", CheckStatus.PASS, f"from {obs.get('file')}", obs, notes=notes)
+
+
+def same_version(a: object, b: object) -> bool:
+    """PEP 440 equality (1.0.0-rc.1 == 1.0.0rc1); plain equality for non-versions."""
+    try:
+        return Version(str(a)) == Version(str(b)) if isinstance(a, str) else a == b
+    except InvalidVersion:
+        return a == b
+
+
+def version(obs: Observation, ctx: Context) -> CheckResult:
+    """The installed metadata and every declared version source equal the wheel's version."""
+    expected = ctx.wheel.metadata_version
+    values = obs.get("values", {})
+    wrong = {k: v for k, v in values.items() if not same_version(v, expected)}
+    if wrong:
+        return _result("version", CheckStatus.FAIL, f"expected {expected} (wheel) but "
+                       + ", ".join(f"{k} = {v!r}" for k, v in wrong.items()), obs,
+                       expected=expected)
+    return _result("version", CheckStatus.PASS, expected, obs, expected=expected)
+
+
+def bits(value: object) -> int:
+    """The most bits any integer in ``value`` needs."""
+    if isinstance(value, bool):
+        return 1
+    if isinstance(value, int):
+        return abs(value).bit_length()
+    if isinstance(value, list):
+        return max([bits(v) for v in value] or [0])
+    return 0
+
+
+def compare(got: object, expected: object) -> tuple[bool, str, dict[str, object]]:
+    """Equal?  Else what differs: the first wrong term and the magnitudes around it."""
+    if got == expected:
+        return True, "", {}
+    if isinstance(got, list) and isinstance(expected, list):
+        for i, (a, b) in enumerate(zip(got, expected, strict=False)):
+            if a != b:
+                return False, f"term {i}: got {a!r}, expected {b!r}", {
+                    "first_bad_index": i, "got": repr(a)[:200], "expected": repr(b)[:200],
+                    "bits_at_bad": bits(b), "max_bits_before_bad": bits(expected[:i])}
+        return False, f"got {len(got)} terms, expected {len(expected)}", {
+            "got_length": len(got), "expected_length": len(expected)}
+    return False, f"got {repr(got)[:200]}, expected {repr(expected)[:200]}", {}
+
+
+def declared(obs: Observation, ctx: Context) -> CheckResult:
+    """A declared check: its expression's value equals the expected one.  What the wheel
+    raised is a FAIL; a mistake in the matrix (unknown name, a failing expected value) is
+    an ERROR."""
+    name = str(obs["step"])
+    decl = next((c for c in ctx.package.checks if c.name == name), None)
+    expr = decl.expr if decl is not None else "?"
+    meta = {"seconds": obs.get("seconds")}
+    exc = obs.get("exception")
+    if exc:
+        own = bool(obs.get("matrix_name_error"))
+        whose = "the matrix's expression " if own else ""
+        return CheckResult(name=name, status=CheckStatus.ERROR if own else CheckStatus.FAIL,
+                           detail=f"{whose}{expr} raised {exc['type']}: {exc['message']}",
+                           seconds=obs.get("seconds"), data={**meta, "exception": exc})
+    bad = obs.get("expected_exception")
+    if bad or "expected" not in obs:
+        bad = bad or {"type": "?", "message": "no expected value observed"}
+        return CheckResult(name=name, status=CheckStatus.ERROR, seconds=obs.get("seconds"),
+                           detail=f"the matrix's expected value failed: {bad['type']}: "
+                                  f"{bad['message']}", data={**meta, "exception": bad})
+    got, expected = obs.get("got"), obs["expected"]
+    ok, detail, diff = compare(got, expected)
+    width = bits(expected)
+    summary = (f"{len(expected)} terms, up to 2^{width}" if isinstance(expected, list)
+               else repr(expected)[:80])
+    return CheckResult(name=name, status=CheckStatus.PASS if ok else CheckStatus.FAIL,
+                       detail=summary if ok else detail, seconds=obs.get("seconds"),
+                       data={**meta, "expected_bits": width, **diff})
+
+
+def provenance(obs: Observation, ctx: Context) -> CheckResult:
+    """Every copy of a bundled library the package's processes mapped or loaded (by file
+    name or SONAME) lies inside the installed wheel."""
+    if obs.get("mapped") is None:
+        return _result("provenance", CheckStatus.SKIP, "no /proc/self/maps on this system", obs)
+    mapped = list(obs["mapped"])
+    seen = mapped + [p for p in obs.get("loader_log", []) if p not in mapped]
+    sonames, recorded = obs.get("sonames", {}), set(obs.get("in_record", []))
+    found = {lib: [p for p in seen if is_library(p, lib) or is_library(sonames.get(p, ""), lib)]
+             for lib in ctx.package.bundled_libraries}
+    outside = [p for hits in found.values() for p in hits if p not in recorded]
+    if outside:
+        return _result("provenance", CheckStatus.FAIL, "loaded from outside the wheel: "
+                       + ", ".join(outside), obs, libraries=found)
+    hits = [p for paths in found.values() for p in paths]
+    libs = ", ".join("lib" + lib for lib in ctx.package.bundled_libraries)
+    return _result("provenance", CheckStatus.PASS, ", ".join(hits) if hits else
+                   f"no {libs} mapped: the package loaded none (linked statically, or no "
+                   "native code)", obs, libraries=found)
+
+
+def exit_(obs: Observation, ctx: Context) -> CheckResult:
+    """The package's Python process exited cleanly after the checks."""
+    rc = obs.get("returncode")
+    tail = str(obs.get("stderr", "")).strip()[-800:]
+    data = {"returncode": rc, "process_seconds": obs.get("seconds")}
+    if rc == 0:
+        return CheckResult(name="exit", status=CheckStatus.PASS, detail="exit status 0",
+                           data=data)
+    return CheckResult(name="exit", status=CheckStatus.FAIL, data=data,
+                       detail=f"the Python process ended with {signal_name(rc)} after the "
+                              "checks (atexit handlers, finalisers)" + (f": {tail}" if tail
+                                                                         else ""))
+
+
+JUDGES: dict[str, Judge] = {
+    "tags": tags_check,
+    "sterility": sterility,
+    "install": install,
+    "import": import_,
+    "version": version,
+    "provenance": provenance,
+    "exit": exit_,
+}
+
+
+def judge_step(name: str, obs: Observation, ctx: Context) -> CheckResult:
+    """The result of the check ``name`` from its observation (declared checks by default)."""
+    return JUDGES.get(name, declared)(obs, ctx)
