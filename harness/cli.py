@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import signal
 import sys
 import threading
 import time
@@ -38,7 +39,7 @@ from harness.errors import (
 )
 from harness.prepare import Prepared, prepare
 from harness.runner import RunContext, run_all, run_directory, until_stopped
-from harness.stop import Stopped, StopSignals
+from harness.stop import STOP_SIGNALS, Stopped, StopSignals
 from harness.verdict import CellResult, Verdict
 
 PREPARE_GRACE = 5.0  # seconds a stopped prepare (an image build) gets to unwind
@@ -278,6 +279,11 @@ def entry(stop: StopSignals | None = None) -> NoReturn:
     """The program (console script, ``python -m harness``): handlers kept until exit."""
     stop = stop or StopSignals().install()
     code = main(stop=stop)
+    # The outcome is decided and reported: a late signal of the same storm (nox forwards
+    # what the group already got) must not kill the interpreter while it finalises, when
+    # Python hands SIGINT/SIGTERM back to their default action.
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
     sys.stdout.flush()
     sys.stderr.flush()
     if stop.event.is_set() and any(not t.daemon and t is not threading.main_thread()
