@@ -389,9 +389,9 @@ def promise_vs_coverage(wheel: Dist, cells: Sequence[Mapping[str, Any]],
                         if tags_mod.musl_version(f)})
     seen_arch = sorted({str(f["machine"]) for f in facts if f.get("machine")})
     covered = []
-    if seen_py:
-        covered.append(", ".join(f"{'CPython' if i == 'cpython' else i} {_dotted(v)}"
-                                 for i, v in seen_py))
+    for impl in dict.fromkeys(i for i, _ in seen_py):
+        name = {"cpython": "CPython", "pypy": "PyPy"}.get(impl, impl)
+        covered.append(f"{name} {', '.join(_dotted(v) for i, v in seen_py if i == impl)}")
     if seen_glibc:
         covered.append(f"glibc {_dotted(seen_glibc[0])}" + (
             f"-{_dotted(seen_glibc[-1])}" if len(seen_glibc) > 1 else ""))
@@ -414,7 +414,7 @@ def _python_gaps(pythons: Sequence[tuple[str, tuple[int, int], bool]],
             if impl == "PyPy":
                 gaps.append(f"PyPy {major}.{minor} (no PyPy cell)")
             continue
-        last = max(NEWEST_CPYTHON[1], *(v[1] for v in seen)) if open_ended else minor
+        last = max([NEWEST_CPYTHON[1], *(v[1] for v in seen)]) if open_ended else minor
         missing = [f"{major}.{m}" for m in range(minor, last + 1) if (major, m) not in seen]
         if missing or open_ended:
             later = " and later" if open_ended else ""
