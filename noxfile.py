@@ -1,12 +1,15 @@
 # /// script
 # dependencies = ["nox>=2025.5.1", "pyyaml>=6", "jsonschema>=4"]
 # ///
-"""Sessions: smoke (whole matrix), cell(<id>) (one cell), images, tests, lint, bench.
+"""Sessions: smoke (whole matrix), prepublish (the go / no-go gate), cell(<id>) (one cell),
+images, tests, lint, bench.
 
 ``nox -s smoke``               test the `good` fixture wheel (built on demand)
 ``nox -s smoke -- [OPTIONS] PATH [OPTIONS]``  a wheel / a directory of wheels, any harness
                                options before or after it; relative paths are from where
                                nox was run
+``nox -s prepublish -- DIST [OPTIONS]``  audit + the whole matrix on the same files +
+                               cross-check: one go / no-go (0 go, 1 no-go, 2 bad input)
 ``nox -s "cell(venv-py3.12)"`` one cell;  ``nox -l`` lists them all
 """
 
@@ -94,6 +97,16 @@ def _harness(session: nox.Session, *args: str) -> None:
 def smoke(session: nox.Session) -> None:
     """Run the whole matrix on a wheel (default: the `good` fixture wheel)."""
     _smoke(session, [])
+
+
+@nox.session
+def prepublish(session: nox.Session) -> None:
+    """May exactly these files be published? Audit + the whole matrix + cross-check."""
+    if _arguments.needs_default_wheel(session.posargs):
+        session.log("error: no release given; pass its files or directory: "
+                    "nox -s prepublish -- dist/ [harness options]")
+        sys.exit(2)
+    _smoke(session, ["--prepublish"])
 
 
 @nox.session

@@ -20,7 +20,8 @@ def parser() -> argparse.ArgumentParser:
         description="Prove a wheel installs and works on clean machines: fresh venvs and "
                     "containers per matrix.yaml, GMP made unreachable, honest verdicts.",
         epilog="Exit codes: 0 all PASS; 1 any FAIL (or INVALID/TIMEOUT without ERROR); 2 bad "
-               "input, or any ERROR without a FAIL; 130 interrupted.")
+               "input, or any ERROR without a FAIL; 130 interrupted. With --prepublish: 0 go, "
+               "1 no-go, 2 bad input or nothing but unjudged checks.")
     p.add_argument("wheel", nargs="?", type=Path,
                    help="the wheel to test, or a directory holding it")
     p.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix file")
@@ -38,6 +39,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the cells and exit")
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="--list as text, or as a JSON array for a CI job matrix (fromJSON)")
+    p.add_argument("--prepublish", action="store_true",
+                   help="the pre-publish gate: also audit every file of the release (run "
+                        "beside the cells), set the cells against the audit, and end in one "
+                        "go / no-go naming every blocker with its fix; exit 0 go, 1 no-go, "
+                        "2 bad input (policy: matrix.yaml `release`)")
     p.add_argument("--shard", default=None, metavar="I/N",
                    help="run slice I of N of the selected cells (deterministic, disjoint, "
                         "balanced by kind); `python -m harness merge` joins the reports")

@@ -33,7 +33,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from pathlib import Path, PurePosixPath
-from types import MappingProxyType
 from typing import Literal
 
 from elftools.common.exceptions import ELFError
@@ -48,47 +47,13 @@ from harness import release as release_mod
 from harness import tags
 from harness import wheel as wheel_mod
 from harness.errors import HarnessError
+from harness.policy import DEFAULT_MAX_SIZE_MB as DEFAULT_MAX_SIZE_MB  # re-exported
+from harness.policy import DEFAULT_POLICY as DEFAULT_POLICY
+from harness.policy import Level as Level
+from harness.policy import ReleasePolicy
 from harness.release import Dist, ReleaseSet
 
-Level = Literal["blocker", "warning", "ignore"]
 Severity = Literal["blocker", "warning", "error"]
-
-#: finding code -> what it means for the release. Codes of check-wheel-contents are
-#: ``contents-W001`` etc. (all warnings: layout smells that do not break an install).
-DEFAULT_POLICY: Mapping[str, Level] = MappingProxyType({
-    "filename-invalid": "blocker",
-    "metadata-missing": "blocker",
-    "metadata-invalid": "blocker",
-    "metadata-name-mismatch": "blocker",
-    "metadata-version-mismatch": "blocker",
-    "wheel-tags-mismatch": "blocker",
-    "record-missing": "blocker",
-    "record-hash-mismatch": "blocker",
-    "record-unlisted-file": "blocker",
-    "size": "blocker",
-    "arch-mismatch": "blocker",
-    "platform-tag-unmet": "blocker",
-    "external-library": "blocker",
-    "bundled-but-system-needed": "blocker",
-    "unbundled-library": "blocker",
-    "bundled-unused": "warning",
-    "abi3-violation": "blocker",
-    "abi3-version-mismatch": "blocker",
-    "abi3-floor-above-requires-python": "blocker",
-    "abi3-extension-suffix": "blocker",
-    "env-native-library-path": "blocker",
-    "env-native-library-path-guarded": "warning",
-    "twine-render": "blocker",
-    "twine-invalid": "blocker",
-    "twine-warning": "warning",
-    "contents": "warning",
-    "sdist-unreadable": "blocker",
-    "sdist-version-mismatch": "blocker",
-    "sdist-incomplete": "blocker",
-    "no-sdist": "warning",
-    "libc-mismatch": "blocker",
-})
-DEFAULT_MAX_SIZE_MB = 50.0
 _WHEELS_PER_JOB = 8
 
 
@@ -112,6 +77,33 @@ class AuditOptions:
     bundled_libraries: tuple[str, ...] = ()  # e.g. ("gmp",): must be inside every binary wheel
     jobs: int = 0  # worker processes; 0: one per 8 wheels, at most one per CPU
 
+    @classmethod
+    def from_policy(cls, release_policy: ReleasePolicy,
+                    bundled_libraries: tuple[str, ...] = ()) -> AuditOptions:
+        """The audit a matrix's ``release`` section asks for."""
+        return cls(policy=release_policy.merged(), max_size_mb=release_policy.max_size_mb,
+                   bundled_libraries=bundled_libraries)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WheelFacts:
+    """What the audit read from one wheel's shared objects: for the gate to set against what
+    the cells saw mapped."""
+
+    file: str
+    sha256: str
+    needed: Mapping[str, tuple[str, ...]]  # shared object in the wheel -> its NEEDED entries
+    extensions: tuple[str, ...]  # those of them that are extension modules (export PyInit_)
+    bundled: tuple[str, ...]  # shared objects carried as libraries (e.g. <pkg>.libs/...)
+
+    @classmethod
+    def of(cls, info: wheel_mod.WheelInfo) -> WheelFacts:
+        """The facts of an inspected wheel."""
+        extensions = tuple(e.path for e in info.elf if e.pyinit)
+        return cls(file=info.filename, sha256=info.sha256,
+                   needed={e.path: e.needed for e in info.elf}, extensions=extensions,
+                   bundled=tuple(e.path for e in info.elf if e.path not in extensions))
+
 
 @dataclass(frozen=True, kw_only=True)
 class AuditReport:
@@ -119,6 +111,7 @@ class AuditReport:
 
     findings: tuple[Finding, ...]
     seconds: float
+    wheels: Mapping[str, WheelFacts] = field(default_factory=dict)  # by file name
 
     def of(self, severity: Severity) -> tuple[Finding, ...]:
         """The findings of one severity."""
@@ -167,18 +160,21 @@ def audit_release(release: ReleaseSet, options: AuditOptions | None = None) -> A
         futures = [pool.submit(_audit_in_worker, share, release.version, options)
                    for share in shares]
         findings = [f for d in release.sdists for f in audit_sdist(d, release.version, options)]
-        findings = [f for future in futures for f in future.result()] + findings
+        results = [future.result() for future in futures]
+    findings = [f for found, _ in results for f in found] + findings
+    wheels = {w.file: w for _, facts in results for w in facts}
     if not release.sdists:
         note = _Collector("(release)", options.policy)
         note.add("no-sdist", f"the release of {release.distribution} {release.version} has no "
                  "sdist: users on platforms no wheel fits get no fallback, the install fails",
                  "add the sdist (`maturin sdist`, `python -m build --sdist`) to the upload")
         findings += note.findings
-    return AuditReport(findings=tuple(findings), seconds=time.monotonic() - started)
+    return AuditReport(findings=tuple(findings), seconds=time.monotonic() - started,
+                       wheels=wheels)
 
 
 def _audit_in_worker(wheels: tuple[Dist, ...], version: Version,
-                     options: AuditOptions) -> list[Finding]:
+                     options: AuditOptions) -> tuple[list[Finding], list[WheelFacts]]:
     """audit_wheel on each of ``wheels``, in one child process (``python -m harness.audit``):
     auditwheel changes the process's working directory while it reads a wheel, which must not
     race with other audits or with the harness's own threads. A crashed worker is an error
@@ -190,7 +186,12 @@ def _audit_in_worker(wheels: tuple[Dist, ...], version: Version,
         proc = subprocess.run([sys.executable, "-m", "harness.audit"], input=request,
                               capture_output=True, text=True, timeout=900, check=False)
         if proc.returncode == 0:
-            return [Finding(**f) for f in json.loads(proc.stdout)]
+            answer = json.loads(proc.stdout)
+            return ([Finding(**f) for f in answer["findings"]],
+                    [WheelFacts(**{**w, "extensions": tuple(w["extensions"]),
+                                   "bundled": tuple(w["bundled"]),
+                                   "needed": {k: tuple(v) for k, v in w["needed"].items()}})
+                     for w in answer["wheels"]])
         problem = f"exit {proc.returncode}: {' '.join(proc.stderr.split())[-400:]}"
     except (OSError, subprocess.SubprocessError, ValueError, TypeError) as exc:
         problem = f"{type(exc).__name__}: {exc}"
@@ -200,7 +201,7 @@ def _audit_in_worker(wheels: tuple[Dist, ...], version: Version,
         out.error("audit-crashed", f"the audit of this file failed ({problem})",
                   "report this harness bug with the file attached")
         findings += out.findings
-    return findings
+    return findings, []
 
 
 def _worker(stdin: str) -> str:
@@ -209,12 +210,16 @@ def _worker(stdin: str) -> str:
     options = AuditOptions(policy=request["policy"], max_size_mb=request["max_size_mb"],
                            bundled_libraries=tuple(request["bundled_libraries"]))
     findings: list[Finding] = []
+    wheels: list[dict[str, object]] = []
     for path in request["paths"]:
         dist = release_mod.classify(Path(path))
         if not isinstance(dist, Dist):
             raise SystemExit(f"{path}: {dist.reason}")
-        findings += audit_wheel(dist, Version(request["version"]), options)
-    return json.dumps([dict(vars(f)) for f in findings])
+        found, facts = _audit_wheel(dist, Version(request["version"]), options)
+        findings += found
+        if facts is not None:
+            wheels.append(dict(vars(facts)))
+    return json.dumps({"findings": [dict(vars(f)) for f in findings], "wheels": wheels})
 
 
 # --- wheels ----------------------------------------------------------------------------------
@@ -229,30 +234,37 @@ class _WheelFiles:
 
 def audit_wheel(dist: Dist, version: Version, options: AuditOptions) -> list[Finding]:
     """Every static check of one wheel file."""
+    return _audit_wheel(dist, version, options)[0]
+
+
+def _audit_wheel(dist: Dist, version: Version,
+                 options: AuditOptions) -> tuple[list[Finding], WheelFacts | None]:
+    """Every static check of one wheel file, and its shared objects' facts (None when they
+    could not be read)."""
     out = _Collector(dist.filename, options.policy)
     try:
         with zipfile.ZipFile(dist.path) as zf:
             data = {n: zf.read(n) for n in zf.namelist() if not n.endswith("/")}
     except (OSError, zipfile.BadZipFile) as exc:
         out.add("metadata-missing", f"not a readable zip archive: {exc}", "rebuild the wheel")
-        return out.findings
+        return out.findings, None
     dist_infos = sorted({n.split("/", 1)[0] for n in data if n.split("/", 1)[0].endswith(
         ".dist-info")})
     if len(dist_infos) != 1:
         out.add("metadata-missing", f"expected one .dist-info directory, found {dist_infos}",
                 "rebuild the wheel with a standard build backend")
-        return out.findings
+        return out.findings, None
     dist_info = dist_infos[0]
     files = _WheelFiles(names=tuple(data), data=data, dist_info=dist_info)
     requires_python = _check_metadata(dist, files, out)
     _check_record(files, out)
     _check_size(dist, options, out)
-    _check_native(dist, files, options, out)
+    info = _check_native(dist, files, options, out)
     _check_abi3(dist, files, requires_python, out)
     _check_env_native_paths(dist, files, out)
     _check_contents(dist, out)
     _check_twine(dist, out)
-    return out.findings
+    return out.findings, WheelFacts.of(info) if info is not None else None
 
 
 def _check_metadata(dist: Dist, files: _WheelFiles, out: _Collector) -> str:
@@ -381,11 +393,12 @@ def _library_stem(name: str) -> str:
 
 
 def _check_native(dist: Dist, files: _WheelFiles, options: AuditOptions,
-                  out: _Collector) -> None:
-    """ELF architecture, auditwheel's verdict, NEEDED vs bundled libraries."""
+                  out: _Collector) -> wheel_mod.WheelInfo | None:
+    """ELF architecture, auditwheel's verdict, NEEDED vs bundled libraries; the wheel's facts
+    (None when its shared objects could not be read)."""
     elf_names = [n for n in files.names if n.endswith(".so") or ".so." in PurePosixPath(n).name]
     if not elf_names:
-        return
+        return _inspect_quietly(dist)
     arches = _tag_arches(dist)
     for name in elf_names:
         machine = _elf_machine(files.data[name])
@@ -399,9 +412,18 @@ def _check_native(dist: Dist, files: _WheelFiles, options: AuditOptions,
     except HarnessError as exc:
         out.error("elf-unreadable", f"could not read the wheel's shared objects: {exc}",
                   "rebuild the wheel")
-        return
+        return None
     _check_auditwheel(dist, info, out)
     _check_needed(info, options, out)
+    return info
+
+
+def _inspect_quietly(dist: Dist) -> wheel_mod.WheelInfo | None:
+    """A wheel without shared objects: its facts, or None (another check reports why)."""
+    try:
+        return wheel_mod.inspect(dist.path)
+    except HarnessError:
+        return None
 
 
 def _check_auditwheel(dist: Dist, info: wheel_mod.WheelInfo, out: _Collector) -> None:
@@ -779,7 +801,9 @@ def audit_sdist(dist: Dist, version: Version, options: AuditOptions) -> list[Fin
 def findings_json(report: AuditReport) -> dict[str, object]:
     """The audit as plain JSON data for the report."""
     return {"seconds": round(report.seconds, 3), "go": report.go,
-            "findings": [dict(vars(f)) for f in report.findings]}
+            "findings": [dict(vars(f)) for f in report.findings],
+            "wheels": {name: {**vars(w), "needed": dict(w.needed)}
+                       for name, w in report.wheels.items()}}
 
 
 def finding_lines(report: AuditReport) -> Iterator[str]:

@@ -18,14 +18,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from packaging.utils import canonicalize_name
 from rich.console import Console
 from rich.markup import escape
 
 from harness import cells as cells_mod
-from harness import console, matrix, report, shard, wheel
+from harness import console, gate, matrix, release, report, shard, wheel
 from harness.arguments import DEFAULT_MATRIX as DEFAULT_MATRIX  # re-exported
 from harness.arguments import parser
 from harness.errors import (
@@ -60,6 +60,7 @@ class Options:
     list_only: bool = False
     list_format: str = "text"
     shard: shard.Shard = shard.WHOLE
+    prepublish: bool = False
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
@@ -76,7 +77,8 @@ def parse_options(argv: Sequence[str] | None) -> Options:
                    timeout=a.timeout, report_dir=a.report_dir, keep_failed=a.keep_failed,
                    build_images=not a.no_build_images, list_only=a.list,
                    list_format=a.format,
-                   shard=shard.parse(a.shard) if a.shard is not None else shard.WHOLE)
+                   shard=shard.parse(a.shard) if a.shard is not None else shard.WHOLE,
+                   prepublish=a.prepublish)
 
 
 def load_cells(opts: Options) -> tuple[matrix.Matrix, list[cells_mod.Cell]]:
@@ -180,6 +182,7 @@ def run(opts: Options, out: Console, stop: StopSignals) -> int:
     checked = wheel.inspect(wheel_path)  # bad wheels refused now, named as the user gave them
     check_wheel_fits(checked, m.package, m.path)
     writable_report_dir(opts.report_dir)
+    gate_run = start_gate(opts, m) if opts.prepublish else None  # the audit runs beside cells
     started = time.time()
     jobs = opts.jobs or m.jobs or os.cpu_count() or 2
     with run_directory(wheel_path) as (run_id, root, staged):
@@ -215,7 +218,8 @@ def run(opts: Options, out: Console, stop: StopSignals) -> int:
                                   shard=str(opts.shard),
                                   all_cells=tuple(c.id for c in selected))
 
-        written, failure = write_reports(opts.report_dir, run_info, results, stop.event)
+        written, failure = write_reports(opts.report_dir, run_info, results, stop.event,
+                                         decorate=gate_run.add_to if gate_run else None)
     interrupted = written.interrupted
     code = written.exit_code
     console.summary(out, results, live_shown=out.is_terminal)
@@ -228,9 +232,33 @@ def run(opts: Options, out: Console, stop: StopSignals) -> int:
     else:
         reports = "reports: " + ", ".join(str(p.absolute()) for p in
                                            report.paths(opts.report_dir).values())
+    if gate_run is not None:
+        code = run_gate(gate_run, out, code, interrupted=interrupted or failure is not None)
     stopped = f" (interrupted by {stop.name})" if interrupted else ""
     out.print(f"{counts or 'no cells ran'}{stopped}; {reports}; exit {code}", highlight=False)
     return code
+
+
+def start_gate(opts: Options, m: matrix.Matrix) -> gate.Prepublish:
+    """The pre-publish gate over the release the given path holds; its audit starts now."""
+    if opts.shard != shard.WHOLE:
+        raise InputError("--prepublish with --shard: the gate needs every cell; run it "
+                         "unsharded (or merge the shards and audit separately)")
+    found = release.collect([opts.wheel] if opts.wheel else [], m.package.distribution)
+    return gate.Prepublish(found, m.release, m.package.bundled_libraries)
+
+
+def run_gate(gate_run: gate.Prepublish, out: Console, code: int, *, interrupted: bool) -> int:
+    """Print the go / no-go; its exit code (0 go, 1 no-go, 2 unjudged) replaces the cells'
+    unless the run was interrupted or the reports could not be written."""
+    decision = gate_run.decision
+    if decision is None:
+        return code or EXIT_INPUT
+    for line in gate.decision_lines(decision):
+        out.print(escape(line), highlight=False,
+                  style=None if not line.startswith(("GO", "NO-GO")) else
+                  "bold green" if decision.go else "bold red")
+    return code if interrupted else decision.exit_code
 
 
 def unprepared(cell: cells_mod.Cell) -> NoReturn:
@@ -239,14 +267,20 @@ def unprepared(cell: cells_mod.Cell) -> NoReturn:
 
 
 def write_reports(report_dir: Path, run_info: Callable[[bool], report.RunInfo],
-                  results: Sequence[CellResult], stop: threading.Event
+                  results: Sequence[CellResult], stop: threading.Event, *,
+                  decorate: Callable[[dict[str, Any]], dict[str, Any]] | None = None
                   ) -> tuple[report.RunInfo, report.ReportWriteError | None]:
-    """Write the reports; again, marked interrupted, if a stop signal came while writing."""
+    """Write the reports (``decorate`` adds sections to the JSON first, e.g. the gate's);
+    again, marked interrupted, if a stop signal came while writing."""
     while True:
         interrupted = stop.is_set()
         info = run_info(interrupted)
         try:
-            report.write(report_dir, info, results)
+            if decorate is None:
+                report.write(report_dir, info, results)
+            else:
+                report.write_documents(report_dir, decorate(report.to_json(info, results)),
+                                       report.to_junit(info, results))
         except report.ReportWriteError as exc:
             return info, exc
         if stop.is_set() == interrupted:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+from harness import policy
 from harness.errors import InputError
 from harness.schema import MATRIX_SCHEMA
 
@@ -102,6 +103,7 @@ class Matrix:
     containers: tuple[ContainerEntry, ...] = ()
     timeout: float = DEFAULT_TIMEOUT
     jobs: int | None = None
+    release: policy.ReleasePolicy = field(default_factory=policy.ReleasePolicy)  # prepublish
 
 
 def _key(path: Any) -> str:
@@ -164,6 +166,7 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
         containers=tuple(ContainerEntry(**c) for c in envs.get("container", ())),
         timeout=float(defaults.get("timeout", DEFAULT_TIMEOUT)),
         jobs=defaults.get("jobs"),
+        release=policy.from_matrix(data.get("release")),
     )
 
 

@@ -50,7 +50,8 @@ def _cell(result: CellResult) -> dict[str, Any]:
         "reason": result.reason,
         "diagnosis": asdict(result.diagnosis) if result.diagnosis else None,
         "interpreter": {k: facts.get(k) for k in ("executable", "version", "implementation",
-                                                   "glibc", "machine")} if facts else None,
+                                                   "glibc", "musl", "machine")}
+        if facts else None,
         "environment": dict(result.environment),
         "libraries_mapped": mapped,
         "seconds": round(result.seconds, 3),

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness import policy
+
 SCHEMA_PATH = Path(__file__).with_name("matrix.schema.json")
 
 _STR = {"type": "string", "minLength": 1}
@@ -91,6 +93,29 @@ CONTAINER = {
     },
 }
 
+# --- release: the pre-publish gate's policy (harness.policy, harness.gate) -----------------
+RELEASE = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "What blocks a release in the pre-publish gate (`--prepublish`).",
+    "properties": {
+        "policy": {
+            "type": "object",
+            "description": "Finding code -> blocker | warning | ignore, changing the default "
+                           "policy (harness/policy.py; README 'Pre-publish'). Errors (a check "
+                           "that could not run) always block.",
+            "propertyNames": {"anyOf": [{"enum": sorted(policy.DEFAULT_POLICY)},
+                                        {"pattern": r"^contents-W\d{3}$"}]},
+            "additionalProperties": {"enum": list(policy.LEVELS)},
+        },
+        "max_size_mb": {**_SECONDS, "description": "Files above this size are a `size` "
+                        f"finding (default {policy.DEFAULT_MAX_SIZE_MB:g})."},
+        "uncovered": {"enum": ["blocker", "warning"], "description": "A cell no wheel of "
+                      "the release fits (default: blocker)."},
+    },
+}
+# --- end release ----------------------------------------------------------------------------
+
 MATRIX_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "q_kangaroo smoke matrix",
@@ -113,6 +138,7 @@ MATRIX_SCHEMA: dict[str, Any] = {
                 "container": {"type": "array", "items": CONTAINER},
             },
         },
+        "release": RELEASE,
     },
 }
 

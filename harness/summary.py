@@ -1,4 +1,5 @@
-"""A JSON report -> a markdown summary: cells x checks, verdicts, diagnoses, go / no-go.
+"""A JSON report -> a markdown summary: cells x checks, verdicts, diagnoses, and the
+pre-publish go / no-go (blockers with fixes, promise vs coverage, the file each cell tested).
 
 Written to the report directory as ``smoke.md`` on every run, and appended to
 ``$GITHUB_STEP_SUMMARY`` when that is set (a GitHub Actions job's summary page).
@@ -29,15 +30,48 @@ def _check_names(cells: list[Mapping[str, Any]]) -> list[str]:
     return list(names)
 
 
-def _decision(data: Mapping[str, Any]) -> str | None:
-    """The go / no-go line, when the report carries a decision."""
+def _decision(data: Mapping[str, Any]) -> list[str]:
+    """The go / no-go (harness.gate), when the report carries a decision: the verdict, every
+    blocker with its fix and file, warnings, promise vs coverage, the file each cell tested."""
     decision = data.get("decision")
     if decision is None:
-        return None
-    if isinstance(decision, Mapping):
-        go = "GO" if decision.get("go") else "NO-GO"
-        return f"**{go}**: {_cell_text(str(decision.get('reason', '')))}"
-    return f"**{_cell_text(str(decision))}**"
+        return []
+    if not isinstance(decision, Mapping):
+        return [f"**{_cell_text(str(decision))}**", ""]
+    go = "GO" if decision.get("go") else "NO-GO"
+    lines = [f"**{go}**: {_cell_text(str(decision.get('reason', '')))}", ""]
+    for title, key in (("Blockers", "blockers"), ("Warnings", "warnings")):
+        issues = decision.get(key) or []
+        if issues:
+            lines.append(f"### {title}")
+            for i in issues:
+                cells = f" (cells: {', '.join(i['cells'])})" if i.get("cells") else ""
+                error = " (could not judge)" if i.get("severity") == "error" else ""
+                lines.append(f"- **{i['code']}**{error} `{i['file']}`{cells}: "
+                             f"{_cell_text(i['message'])} — **fix**: {_cell_text(i['fix'])}")
+            lines.append("")
+    coverage = decision.get("coverage") or []
+    if coverage:
+        lines += ["### Promise vs coverage", "",
+                  "| file | its tags promise | tested (cells, PASS) | not tested |",
+                  "|---|---|---|---|"]
+        for c in coverage:
+            tested = "; ".join(c["covered"]) or "nothing"
+            lines.append(f"| {c['file']} | {_cell_text('; '.join(c['promises']))} | "
+                         f"{_cell_text(tested)} ({len(c['cells'])}, {c['passed']}) | "
+                         f"{_cell_text('; '.join(c['untested'])) or '—'} |")
+        lines.append("")
+    tested_files = decision.get("tested") or []
+    if tested_files:
+        lines += ["### File tested per cell", "", "| cell | file | sha256 | verdict |",
+                  "|---|---|---|---|"]
+        for t in tested_files:
+            lines.append(f"| {t['cell']} | {t['file'] or '(no wheel fits)'} | "
+                         f"`{t['sha256'][:16]}` | {t['verdict']} |")
+        lines.append("")
+    for change in decision.get("policy_changes") or []:
+        lines.append(f"- policy (matrix.yaml `release`): {_cell_text(change)}")
+    return lines
 
 
 def markdown(data: Mapping[str, Any]) -> str:
@@ -51,9 +85,7 @@ def markdown(data: Mapping[str, Any]) -> str:
              f"{' · shard ' + shard if shard != '1/1' else ''}"
              f"{' · interrupted' if data.get('interrupted') else ''}"
              f" · exit {data.get('exit_code')}", ""]
-    decision = _decision(data)
-    if decision:
-        lines += [decision, ""]
+    lines += _decision(data)
     names = _check_names(cells)
     if cells:
         lines += ["| cell | verdict | " + " | ".join(names) + " |",

@@ -1,0 +1,493 @@
+"""The pre-publish gate: may exactly these files go to the package index?  One go / no-go.
+
+Inputs: the release set, the static audit (harness.audit), the JSON report of the cells that
+ran on the release's files, and the release policy (matrix.yaml ``release``). Blockers:
+
+- the audit's blockers and errors (a check that could not run blocks: unjudged is not good);
+- every cell that did not PASS (FAIL, TIMEOUT; INVALID and ERROR as errors), naming the file
+  that cell tested and the diagnosis' advice as the fix; a tested file whose sha256 is not the
+  audited file's; a cell no wheel fits (``uncovered``, by policy);
+- the cross-check of the two halves: a library an ELF of the wheel NEEDs (one it bundles, or
+  one the matrix says must be bundled) that no cell mapped, a bundled library mapped from
+  outside the wheel, a bundled library no cell used;
+- promise vs coverage: what each wheel's tags promise (Pythons, libc, architecture) against
+  what the cells that installed it covered; a wheel no cell tested.
+
+Cells are read in the JSON report's shape (a run, a merged report): a cell's file is its
+``artifact`` ({file, sha256}), else the report's top-level ``wheel``; ``pick.covered`` false
+(or the verdict UNCOVERED) marks a cell no wheel fits.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import PurePosixPath
+from typing import Any, Literal
+
+from packaging.tags import Tag
+
+from harness import tags as tags_mod
+from harness.audit import AuditOptions, AuditReport, Finding, WheelFacts, audit_release
+from harness.errors import EXIT_FAIL, EXIT_INPUT, EXIT_PASS
+from harness.policy import ReleasePolicy
+from harness.probe import is_library
+from harness.release import Dist, ReleaseSet
+
+Source = Literal["audit", "cell", "cross-check", "coverage"]
+Severity = Literal["blocker", "warning", "error"]
+NEWEST_CPYTHON = (3, 14)  # newer minors of an open-ended promise are "and later"
+_CELL_CODES = {"FAIL": ("cell-fail", "blocker"), "TIMEOUT": ("cell-timeout", "blocker"),
+               "INVALID": ("cell-invalid", "error"), "ERROR": ("cell-error", "error")}
+_CELL_FIX = {
+    "cell-fail": "fix the wheel: it does not work where pip installs it",
+    "cell-timeout": "find what hangs (the report names the step), or raise the step's budget",
+    "cell-invalid": "the cell was not provably clean, so nothing was proven: fix the image "
+                    "or host (the reason says what leaked) and run again",
+    "cell-error": "the harness could not judge this cell: fix the cause the reason names "
+                  "and run again",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Issue:
+    """One reason the release may not (blocker, error) or should be looked at (warning)."""
+
+    source: Source
+    code: str
+    severity: Severity
+    file: str  # the release file it is about; "(release)" for the set as a whole
+    message: str
+    fix: str
+    cells: tuple[str, ...] = ()  # the cells it was seen in
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tested:
+    """Which file one cell installed (None: no wheel fits the cell)."""
+
+    cell: str
+    file: str | None
+    sha256: str
+    verdict: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Coverage:
+    """What one wheel's tags promise, and what the cells that installed it covered."""
+
+    file: str
+    promises: tuple[str, ...]  # "CPython >= 3.9 (abi3)", "glibc >= 2.17", "x86_64"
+    covered: tuple[str, ...]  # "CPython 3.9, 3.11", "glibc 2.31-2.36"
+    untested: tuple[str, ...]  # "CPython 3.10, 3.12, 3.13 and later", "glibc 2.17-2.30"
+    cells: tuple[str, ...]
+    passed: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    """Go / no-go for one release, every blocker with its fix and the file it is about."""
+
+    go: bool
+    reason: str
+    blockers: tuple[Issue, ...]  # severity blocker or error
+    warnings: tuple[Issue, ...]
+    coverage: tuple[Coverage, ...]
+    tested: tuple[Tested, ...]
+    policy_changes: tuple[str, ...]
+    audit_seconds: float
+
+    @property
+    def exit_code(self) -> int:
+        """0 go; 1 no-go; 2 when nothing but unjudged checks (errors) stand in the way."""
+        if self.go:
+            return EXIT_PASS
+        return EXIT_FAIL if any(b.severity == "blocker" for b in self.blockers) else EXIT_INPUT
+
+
+# --- the decision -----------------------------------------------------------------------------
+
+
+def decide(release: ReleaseSet, audit: AuditReport, report: Mapping[str, Any],
+           policy: ReleasePolicy, *, bundled_libraries: Sequence[str] = ()) -> Decision:
+    """Go / no-go from the audit, the JSON report of the cells and the policy."""
+    cells = list(report.get("cells", []))
+    tested = tuple(tested_file(c, report.get("wheel") or {}) for c in cells)
+    issues = [_from_finding(f) for f in audit.findings]
+    issues += _cell_issues(release, audit, cells, tested, policy)
+    facts = {name: w for name, w in audit.wheels.items()}
+    for wheel in release.wheels:
+        if wheel.filename in facts:
+            mine = [c for c, t in zip(cells, tested, strict=True) if t.file == wheel.filename]
+            issues += cross_check(facts[wheel.filename], mine, policy, bundled_libraries)
+    coverage = tuple(promise_vs_coverage(w, cells, tested) for w in release.wheels)
+    for cov in coverage:
+        if not cov.cells:
+            issues.append(_graded(policy, "coverage", "wheel-untested", cov.file,
+                                  "no cell installed this wheel: it ships unproven (promises "
+                                  f"{'; '.join(cov.promises)})",
+                                  "add a cell this wheel is the pick for (matrix.yaml "
+                                  "environments), or drop the file from the release"))
+    if report.get("interrupted"):
+        issues.append(Issue(source="cell", code="interrupted", severity="error",
+                            file="(release)", message="the run was interrupted: not every "
+                            "cell ran", fix="run the gate again to the end"))
+    if not cells:
+        issues.append(Issue(source="cell", code="no-cells", severity="error", file="(release)",
+                            message="no cell ran: nothing was proven to install and work",
+                            fix="select at least one cell (python -m harness --list)"))
+    kept = [i for i in issues if i.severity != "ignore"]  # type: ignore[comparison-overlap]
+    blockers = tuple(i for i in kept if i.severity in ("blocker", "error"))
+    warnings = tuple(i for i in kept if i.severity == "warning")
+    go = not blockers
+    reason = (f"{len(release.files)} files, {len(cells)} cells, audit {audit.seconds:.1f} s: "
+              + (f"no blocker, {len(warnings)} warning{'s' * (len(warnings) != 1)}" if go else
+                 f"{len(blockers)} blocker{'s' * (len(blockers) != 1)}: "
+                 + ", ".join(dict.fromkeys(b.code for b in blockers))))
+    return Decision(go=go, reason=reason, blockers=blockers, warnings=warnings,
+                    coverage=coverage, tested=tested, policy_changes=tuple(policy.changes()),
+                    audit_seconds=audit.seconds)
+
+
+def _graded(policy: ReleasePolicy, source: Source, code: str, file: str, message: str,
+            fix: str, cells: tuple[str, ...] = ()) -> Issue:
+    """An issue whose weight the policy decides (ignored ones are dropped by decide)."""
+    level = policy.level(code)
+    return Issue(source=source, code=code, severity=level,  # type: ignore[arg-type]
+                 file=file, message=message, fix=fix, cells=cells)
+
+
+def _from_finding(finding: Finding) -> Issue:
+    return Issue(source="audit", code=finding.code, severity=finding.severity,
+                 file=finding.file, message=finding.message, fix=finding.fix)
+
+
+def tested_file(cell: Mapping[str, Any], run_wheel: Mapping[str, Any]) -> Tested:
+    """The file a report cell installed: its ``artifact``, else the run's one wheel."""
+    pick = cell.get("pick") or {}
+    if pick.get("covered") is False or cell.get("verdict") == "UNCOVERED":
+        return Tested(cell=cell["id"], file=None, sha256="", verdict=cell.get("verdict", ""))
+    artifact = cell.get("artifact") or run_wheel
+    return Tested(cell=cell["id"], file=artifact.get("file"), sha256=artifact.get("sha256", ""),
+                  verdict=cell.get("verdict", ""))
+
+
+def _release_sha256(dist: Dist, audit: AuditReport) -> str:
+    facts = audit.wheels.get(dist.filename)
+    if facts is not None:
+        return facts.sha256
+    digest = hashlib.sha256()
+    with dist.path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _cell_issues(release: ReleaseSet, audit: AuditReport, cells: Sequence[Mapping[str, Any]],
+                 tested: Sequence[Tested], policy: ReleasePolicy) -> list[Issue]:
+    """Cells that did not pass, cells no wheel fits, cells that tested other bytes."""
+    by_name = {d.filename: d for d in release.wheels}
+    hashes: dict[str, str] = {}
+    issues: list[Issue] = []
+    for cell, t in zip(cells, tested, strict=True):
+        if t.file is None:
+            fallback = (cell.get("pick") or {}).get("fallback") or cell.get("reason", "")
+            issues.append(_graded(policy, "cell", "uncovered", "(release)",
+                                  f"no wheel of the release fits {t.cell}: {fallback}",
+                                  "build and upload a wheel for this platform, or drop the "
+                                  "cell from matrix.yaml (release.uncovered: warning accepts "
+                                  "it)", (t.cell,)))
+            continue
+        dist = by_name.get(t.file)
+        if dist is None:
+            issues.append(Issue(source="cell", code="tested-outside-release", severity="error",
+                                file=t.file, cells=(t.cell,),
+                                message=f"{t.cell} tested {t.file}, which is not a file of the "
+                                f"release {release.distribution} {release.version}",
+                                fix="run the cells on the release's own files"))
+            continue
+        if dist.filename not in hashes:
+            hashes[dist.filename] = _release_sha256(dist, audit)
+        if t.sha256 and t.sha256 != hashes[dist.filename]:
+            issues.append(Issue(source="cell", code="tested-other-bytes", severity="blocker",
+                                file=t.file, cells=(t.cell,),
+                                message=f"{t.cell} installed sha256 {t.sha256[:16]}…, the "
+                                f"audited file is {hashes[dist.filename][:16]}…: not the same "
+                                "bytes", fix="do not rebuild or replace files during the gate; "
+                                "run it again on the final files"))
+        if t.verdict in _CELL_CODES:
+            code, severity = _CELL_CODES[t.verdict]
+            diagnosis = cell.get("diagnosis") or {}
+            fix = (f"{diagnosis['title']}: {diagnosis['advice']}" if diagnosis
+                   else _CELL_FIX[code])
+            issues.append(Issue(source="cell", code=code, severity=severity,  # type: ignore[arg-type]
+                                file=t.file, cells=(t.cell,),
+                                message=f"{t.cell}: {t.verdict}: {cell.get('reason', '')}",
+                                fix=fix))
+    return issues
+
+
+# --- the cells against the audit ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Seen:
+    """What one cell's processes mapped or loaded (the provenance observation)."""
+
+    cell: str
+    paths: tuple[str, ...]
+    sonames: Mapping[str, str]
+    in_wheel: frozenset[str]
+
+    def names(self) -> set[str]:
+        """Every file name and SONAME mapped."""
+        return {PurePosixPath(p).name for p in self.paths} | set(self.sonames.values())
+
+    def has_wheel_file(self, wheel_path: str) -> bool:
+        """Whether the installed copy of this file of the wheel was mapped."""
+        rel = re.sub(r"^[^/]+\.data/[^/]+/", "", wheel_path)
+        return any(p.endswith("/" + rel) and p in self.in_wheel for p in self.paths)
+
+
+def observation(cell: Mapping[str, Any]) -> _Seen | None:
+    """What a cell saw mapped, when it imported the package and could observe (else None)."""
+    checks = {c.get("name"): c for c in cell.get("checks", [])}
+    prov = checks.get("provenance") or {}
+    data = prov.get("data") or {}
+    if (checks.get("import") or {}).get("status") != "pass" or data.get("mapped") is None:
+        return None
+    paths = [*data["mapped"], *[p for p in data.get("loader_log", []) if p not in
+                                data["mapped"]]]
+    return _Seen(cell=cell["id"], paths=tuple(paths), sonames=data.get("sonames") or {},
+                 in_wheel=frozenset(data.get("in_record") or ()))
+
+
+def _stem(name: str) -> str:
+    """'libgmp-1a2b3c4d.so.10' and 'libgmp.so.10.4.1' -> 'libgmp' (auditwheel's renaming)."""
+    base = PurePosixPath(name).name.split(".so", 1)[0]
+    return re.sub(r"-[0-9a-f]{8}$", "", base)
+
+
+def cross_check(facts: WheelFacts, cells: Sequence[Mapping[str, Any]], policy: ReleasePolicy,
+                bundled_libraries: Sequence[str] = ()) -> list[Issue]:
+    """The audit's NEEDED and bundled libraries of one wheel against what the cells that
+    installed it saw mapped. Only cells that imported it and observed count."""
+    seen = [s for c in cells if (s := observation(c)) is not None]
+    if not seen:
+        return []
+    issues: list[Issue] = []
+    bundled = {PurePosixPath(p).name: p for p in facts.bundled}
+    for elf, needed in facts.needed.items():
+        loaded_in = [s for s in seen if s.has_wheel_file(elf)]
+        for name in needed:
+            ours = name in bundled or any(is_library(name, lib) for lib in bundled_libraries)
+            if not ours or not loaded_in:
+                continue
+            if not any(name in s.names() for s in loaded_in):
+                issues.append(_graded(
+                    policy, "cross-check", "needed-never-mapped", facts.file,
+                    f"{elf} NEEDs {name} (the audit's reading), but no cell that loaded it "
+                    f"mapped a file of that name: the loader found it under another name, or "
+                    "the cells did not see what the package loads",
+                    "compare `readelf -d` of the extension with the cells' libraries_mapped; a "
+                    "statically linked copy must not be NEEDED", tuple(s.cell for s in
+                                                                       loaded_in)))
+    needed_anywhere = {n for names in facts.needed.values() for n in names}
+    for name, path in sorted(bundled.items()):
+        stem = _stem(name)
+        outside = sorted({p for s in seen for p in s.paths if p not in s.in_wheel
+                          and _stem(p) == stem and ".so" in PurePosixPath(p).name})
+        if outside:
+            issues.append(_graded(
+                policy, "cross-check", "bundled-shadowed", facts.file,
+                f"the wheel bundles {path}, yet the cells mapped {', '.join(outside[:3])} "
+                "from outside the wheel: the system's copy is used, not the bundled one",
+                "repair the wheel so NEEDED names the bundled copy (`auditwheel repair`)",
+                tuple(s.cell for s in seen if any(p in outside for p in s.paths))))
+        elif not any(s.has_wheel_file(path) for s in seen) and name not in needed_anywhere:
+            issues.append(_graded(
+                policy, "cross-check", "bundled-never-mapped", facts.file,
+                f"{path} is bundled, but no cell mapped it and nothing in the wheel NEEDs it: "
+                "dead weight, or a library the package meant to use",
+                "drop it, or make the extension NEED it", tuple(s.cell for s in seen)))
+    return issues
+
+
+# --- promise vs coverage ------------------------------------------------------------------------
+
+
+def _python_promises(wheel_tags: Iterable[Tag]) -> list[tuple[str, tuple[int, int], bool]]:
+    """(implementation, minimum or exact version, open-ended) per interpreter tag."""
+    out = []
+    for tag in wheel_tags:
+        m = re.match(r"^(cp|pp|py)(\d)(\d*)$", tag.interpreter)
+        if not m:
+            continue
+        impl = {"cp": "CPython", "pp": "PyPy", "py": "Python"}[m[1]]
+        version = (int(m[2]), int(m[3]) if m[3] else 0)
+        open_ended = tag.abi == "abi3" or m[1] == "py"
+        out.append((impl, version, open_ended))
+    return sorted(set(out))
+
+
+def _python_words(promise: tuple[str, tuple[int, int], bool]) -> str:
+    impl, (major, minor), open_ended = promise
+    if impl == "Python":
+        return f"any Python {major}" + (f".{minor}+" if minor else "")
+    return f"{impl} ≥ {major}.{minor} (abi3)" if open_ended else f"{impl} {major}.{minor}"
+
+
+def _libc_promises(wheel_tags: Iterable[Tag]) -> tuple[list[str], tuple[int, int] | None,
+                                                       tuple[int, int] | None, set[str]]:
+    """Words, the promised oldest glibc, the promised oldest musl, the architectures."""
+    words, glibc, musl, arches = [], None, None, set()
+    for platform in sorted({t.platform for t in wheel_tags}):
+        if (g := tags_mod.promised_glibc(platform)) is not None:
+            glibc = min(glibc or g, g)
+            arches.add(tags_mod.manylinux_arch(platform) or "")
+        elif m := re.match(r"^musllinux_(\d+)_(\d+)_(.+)$", platform):
+            musl = min(musl or (int(m[1]), int(m[2])), (int(m[1]), int(m[2])))
+            arches.add(m[3])
+        elif platform.startswith("linux_"):
+            words.append("only Linux machines like the build machine (a linux_* tag promises "
+                         "nothing portable; the index refuses it)")
+            arches.add(platform[len("linux_"):])
+        elif platform == "any":
+            words.append("any platform")
+        else:
+            words.append(platform)
+    if glibc:
+        words.insert(0, f"glibc ≥ {glibc[0]}.{glibc[1]}")
+    if musl:
+        words.insert(0 if not glibc else 1, f"musl ≥ {musl[0]}.{musl[1]}")
+    return words, glibc, musl, {a for a in arches if a}
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+
+
+def _dotted(v: Sequence[int]) -> str:
+    return ".".join(map(str, v))
+
+
+def promise_vs_coverage(wheel: Dist, cells: Sequence[Mapping[str, Any]],
+                        tested: Sequence[Tested]) -> Coverage:
+    """What ``wheel``'s tags promise against the facts of the cells that installed it."""
+    mine = [(c, t) for c, t in zip(cells, tested, strict=True) if t.file == wheel.filename]
+    facts = [c.get("interpreter") or {} for c, _ in mine]
+    pythons = _python_promises(wheel.tags)
+    libc_words, glibc, musl, arches = _libc_promises(wheel.tags)
+    promises = [*(_python_words(p) for p in pythons), *libc_words, *sorted(arches)]
+    seen_py = sorted({(str(f.get("implementation", "cpython")), _version(str(f.get(
+        "version", "")))[:2]) for f in facts if f.get("version")})
+    seen_glibc = sorted({_version(str(f["glibc"])) for f in facts if f.get("glibc")})
+    seen_musl = sorted({_version(tags_mod.musl_version(f)) for f in facts
+                        if tags_mod.musl_version(f)})
+    seen_arch = sorted({str(f["machine"]) for f in facts if f.get("machine")})
+    covered = []
+    for impl in dict.fromkeys(i for i, _ in seen_py):
+        name = {"cpython": "CPython", "pypy": "PyPy"}.get(impl, impl)
+        covered.append(f"{name} {', '.join(_dotted(v) for i, v in seen_py if i == impl)}")
+    if seen_glibc:
+        covered.append(f"glibc {_dotted(seen_glibc[0])}" + (
+            f"-{_dotted(seen_glibc[-1])}" if len(seen_glibc) > 1 else ""))
+    if seen_musl:
+        covered.append(f"musl {', '.join(_dotted(v) for v in seen_musl)}")
+    covered += seen_arch
+    untested = _python_gaps(pythons, {v for i, v in seen_py if i == "cpython"})
+    untested += _libc_gap("glibc", glibc, seen_glibc) + _libc_gap("musl", musl, seen_musl)
+    untested += [f"{a} machines" for a in sorted(arches - set(seen_arch))]
+    return Coverage(file=wheel.filename, promises=tuple(promises), covered=tuple(covered),
+                    untested=tuple(untested), cells=tuple(t.cell for _, t in mine),
+                    passed=sum(t.verdict == "PASS" for _, t in mine))
+
+
+def _python_gaps(pythons: Sequence[tuple[str, tuple[int, int], bool]],
+                 seen: set[tuple[int, ...]]) -> list[str]:
+    gaps = []
+    for impl, (major, minor), open_ended in pythons:
+        if impl != "CPython":
+            if impl == "PyPy":
+                gaps.append(f"PyPy {major}.{minor} (no PyPy cell)")
+            continue
+        last = max([NEWEST_CPYTHON[1], *(v[1] for v in seen)]) if open_ended else minor
+        missing = [f"{major}.{m}" for m in range(minor, last + 1) if (major, m) not in seen]
+        if missing or open_ended:
+            later = " and later" if open_ended else ""
+            gaps.append(f"CPython {', '.join(missing)}{later}" if missing
+                        else f"CPython after {major}.{last}")
+    return gaps
+
+
+def _libc_gap(name: str, promised: tuple[int, int] | None,
+              seen: Sequence[tuple[int, ...]]) -> list[str]:
+    if promised is None:
+        return []
+    if not seen:
+        return [f"every {name} (no {name} cell installed it)"]
+    oldest = seen[0]
+    if oldest[:2] > promised:
+        return [f"{name} {promised[0]}.{promised[1]}-{oldest[0]}.{oldest[1] - 1} (oldest tested "
+                f"{_dotted(oldest)})"]
+    return []
+
+
+# --- reports ------------------------------------------------------------------------------------
+
+
+def decision_json(decision: Decision) -> dict[str, Any]:
+    """The decision as the report's ``decision`` section."""
+    return {**asdict(decision), "exit_code": decision.exit_code}
+
+
+def decision_lines(decision: Decision) -> list[str]:
+    """The go / no-go for the console: the verdict, every blocker with its fix and file,
+    warnings, and promise vs coverage."""
+    lines = [f"{'GO' if decision.go else 'NO-GO'}: {decision.reason}"]
+    for title, issues in (("blocker", decision.blockers), ("warning", decision.warnings)):
+        for i in issues:
+            where = f" [{', '.join(i.cells)}]" if i.cells else ""
+            label = "ERROR" if i.severity == "error" else title.upper()
+            lines.append(f"  {label:7} {i.file}{where}: [{i.code}] {i.message} -> fix: {i.fix}")
+    for c in decision.coverage:
+        lines.append(f"  {c.file}: promises {'; '.join(c.promises) or '?'}; tested in "
+                     f"{len(c.cells)} cell{'s' * (len(c.cells) != 1)} ({c.passed} PASS)"
+                     + (f": {'; '.join(c.covered)}" if c.covered else "")
+                     + (f"; NOT tested: {'; '.join(c.untested)}" if c.untested else ""))
+    for change in decision.policy_changes:
+        lines.append(f"  policy (matrix.yaml release): {change}")
+    return lines
+
+
+# --- the gate over a run --------------------------------------------------------------------------
+
+
+class Prepublish:
+    """One gate over one run: the audit starts beside the cells (it runs in child processes)
+    and is awaited when the decision is made after them."""
+
+    def __init__(self, release: ReleaseSet, policy: ReleasePolicy,
+                 bundled_libraries: tuple[str, ...] = ()) -> None:
+        self.release = release
+        self.policy = policy
+        self.bundled_libraries = bundled_libraries
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="audit")
+        self._audit = pool.submit(audit_release, release,
+                                  AuditOptions.from_policy(policy, bundled_libraries))
+        pool.shutdown(wait=False)
+        self.decision: Decision | None = None
+
+    def add_to(self, report: dict[str, Any]) -> dict[str, Any]:
+        """Decide (waiting for the audit) and put ``audit`` and ``decision`` into the report."""
+        from harness.audit import findings_json
+
+        audit = self._audit.result()
+        self.decision = decide(self.release, audit, report, self.policy,
+                               bundled_libraries=self.bundled_libraries)
+        report["audit"] = findings_json(audit)
+        report["decision"] = decision_json(self.decision)
+        return report
