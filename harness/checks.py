@@ -125,8 +125,8 @@ def tags_check(obs: Observation, ctx: Context) -> CheckResult:
 # ---------------------------------------------------------------- cell steps
 
 
-def sterility(obs: Observation, ctx: Context) -> CheckResult:
-    """Nothing could find or load a hidden library, and no forbidden variable is set."""
+def sterility_problems(obs: Observation) -> list[str]:
+    """Why the environment is not provably clean, from the probe's sterility observation."""
     problems: list[str] = []
     for lib, ev in obs.get("evidence", {}).items():
         if ev.get("find_library"):
@@ -140,6 +140,12 @@ def sterility(obs: Observation, ctx: Context) -> CheckResult:
     if obs.get("preload"):
         problems.append(f"/etc/ld.so.preload preloads {' '.join(obs['preload'])}")
     problems += [f"environment variable {n} is set" for n in obs.get("env_set", [])]
+    return problems
+
+
+def sterility(obs: Observation, ctx: Context) -> CheckResult:
+    """Nothing could find or load a hidden library, and no forbidden variable is set."""
+    problems = sterility_problems(obs)
     status = CheckStatus.FAIL if problems else CheckStatus.PASS
     return _result("sterility", status, "; ".join(problems), obs, problems=problems)
 

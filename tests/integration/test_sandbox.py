@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness import cli, probe, sandbox
+from harness import checks, cli, probe, sandbox
 from harness.runner import private_parent
 from tests.conftest import ROOT, default_matrix_data
 from tests.integration.wheel_surgery import rewrite
@@ -40,6 +40,11 @@ def host_gmp() -> Path:
     return paths[0].resolve()
 
 
+def problems(observation: dict[str, Any]) -> list[str]:
+    """What the host's sterility judge makes of the probe's observation."""
+    return checks.sterility_problems(observation)
+
+
 def sterility_inside(sb: sandbox.Sandbox, outer: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
     code = STERILITY.format(path=probe.__file__)
     out = subprocess.run([*outer, *sb.wrap([sys.executable, "-I", "-c", code])],
@@ -49,12 +54,12 @@ def sterility_inside(sb: sandbox.Sandbox, outer: list[str] = ()) -> dict[str, An
 
 
 def test_sandbox_makes_gmp_unloadable_and_unlisted(tmp_path: Path) -> None:
-    assert probe.sterility(["gmp"], [])["ok"] is False  # the host itself has GMP
+    assert problems(probe.sterility(["gmp"], []))  # the host itself has GMP
     sb = sandbox.prepare(tmp_path, ["gmp"])
     assert "--user" not in sb.launcher  # root: no user namespace needed
     assert any(h.endswith("libgmp.so.10") for h in sb.hidden)
     result = sterility_inside(sb)
-    assert result["ok"] is True, result["problems"]
+    assert not problems(result), problems(result)
 
 
 def test_nothing_to_hide_still_gets_namespaces(tmp_path: Path) -> None:
@@ -218,8 +223,7 @@ def test_ld_so_preload_is_neutralised_and_observed(
     # Outside the sandbox: every process gets GMP, and the probe says so.
     seen = outer(setup, [sys.executable, "-I", "-c", sterile])
     result = json.loads(seen.stdout)
-    assert result["ok"] is False
-    assert f"/etc/ld.so.preload preloads {host_gmp()}" in result["problems"], result
+    assert f"/etc/ld.so.preload preloads {host_gmp()}" in problems(result), result
     # Inside: nothing preloaded, and the unbundled wheel cannot borrow the preloaded GMP.
     inside = outer(setup, [sys.executable, "-c", f"""
 import json, sys
@@ -232,7 +236,7 @@ print(subprocess.run(sb.wrap([sys.executable, '-I', '-c', {sterile!r}]),
 """])
     assert inside.returncode == 0, inside.stderr
     result = json.loads(inside.stdout)
-    assert result["ok"] is True and result["preload"] == [], result
+    assert not problems(result) and result["preload"] == [], result
     assert harness_verdicts(outer, setup, wheels, tmp_path) == {"good": "PASS", "nogmp": "FAIL"}
 
 
