@@ -66,6 +66,7 @@ class Package:
     reference: Reference | None = None
     import_budget: float = DEFAULT_BUDGETS["import"]
     check_budget: float = DEFAULT_BUDGETS["check"]
+    dependencies_from: Path | None = None  # a wheelhouse for the Requires-Dist, if any
 
     def step_budgets(self) -> dict[str, float]:
         """Seconds each timed step of the checks process may take before the probe stops it."""
@@ -102,6 +103,7 @@ class Matrix:
     containers: tuple[ContainerEntry, ...] = ()
     timeout: float = DEFAULT_TIMEOUT
     jobs: int | None = None
+    uncovered_blocks: bool = True  # release.uncovered: a cell no wheel fits blocks (exit 1)
 
 
 def _key(path: Any) -> str:
@@ -156,6 +158,8 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
         reference=_reference(pkg.get("reference"), path),
         import_budget=float(budgets["import"]),
         check_budget=float(budgets["check"]),
+        dependencies_from=(path.parent / pkg["dependencies_from"]
+                           if pkg.get("dependencies_from") else None),
     )
     return Matrix(
         path=path,
@@ -164,6 +168,7 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
         containers=tuple(ContainerEntry(**c) for c in envs.get("container", ())),
         timeout=float(defaults.get("timeout", DEFAULT_TIMEOUT)),
         jobs=defaults.get("jobs"),
+        uncovered_blocks=(data.get("release") or {}).get("uncovered", "blocker") == "blocker",
     )
 
 
@@ -207,6 +212,10 @@ def load(path: Path) -> Matrix:
             except SyntaxError as exc:
                 raise InputError(f"{path}: package.checks[{i}].{key}: not a Python expression "
                                  f"({exc.msg}): {code}") from exc
+    deps = matrix.package.dependencies_from
+    if deps is not None and not deps.is_dir():
+        raise InputError(f"{path}: package.dependencies_from: {deps} is not a directory; give "
+                         "a directory of dependency wheels, relative to the matrix file")
     names = [c.name for c in matrix.package.checks]
     for i, name in enumerate(names):
         if name in RESERVED or names.index(name) != i:

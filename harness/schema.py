@@ -52,6 +52,20 @@ PACKAGE = {
         "checks": {"type": "array", "items": CHECK},
         "reference": {**_STR, "description": "A Python file beside the matrix (path relative "
                       "to it) whose module is `reference` in expected_expr, run in the cell."},
+        "dependencies_from": {**_STR, "description": "A directory of wheels (relative to the "
+                              "matrix) the package's Requires-Dist are installed from, offline; "
+                              "without it a wheel with requirements is an ERROR naming them."},
+    },
+}
+
+RELEASE = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "Policy for release sets (a dist/ of wheels and an sdist).",
+    "properties": {
+        "uncovered": {"enum": ["blocker", "warning"], "description": "A cell no wheel of the "
+                      "set fits is UNCOVERED; blocker (default): the run exits 1; warning: "
+                      "reported, the exit code is unchanged."},
     },
 }
 
@@ -99,6 +113,7 @@ MATRIX_SCHEMA: dict[str, Any] = {
     "required": ["package", "environments"],
     "properties": {
         "package": PACKAGE,
+        "release": RELEASE,
         "defaults": {
             "type": "object",
             "additionalProperties": False,
