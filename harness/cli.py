@@ -198,7 +198,7 @@ def run(opts: Options, out: Console, stop: StopSignals) -> int:
         raise InputError("no wheel given; pass a .whl, a dist/ directory or wheel and sdist "
                          "files (`nox -s smoke` builds the fixture wheel for you)")
     found = wheel.resolve(opts.dist, m.package, version=opts.version,
-                          prereleases=opts.prereleases)
+                          prereleases=opts.prereleases, source=str(m.path))
     checked = wheel.read_release(found)  # bad wheels refused now, named as the user gave them
     if len(checked.wheels) == 1:
         check_wheel_fits(checked.wheels[0])

@@ -221,7 +221,7 @@ class Release:
 
 
 def resolve(paths: Sequence[Path], package: Package, *, version: str | None = None,
-            prereleases: bool = False) -> release.ReleaseSet:
+            prereleases: bool = False, source: str = "the matrix") -> release.ReleaseSet:
     """The release set to test: a single .whl (a set of one), or every wheel and sdist of
     one version of the package among files and directories (newest final by default)."""
     for path in paths:
@@ -238,7 +238,7 @@ def resolve(paths: Sequence[Path], package: Package, *, version: str | None = No
             raise InputError(f"{paths[0]}: not a wheel file name ({exc}); pass a .whl") \
                 from exc
         if name != canonicalize_name(package.distribution):
-            raise InputError(f"{paths[0]}: a wheel of {name}, but the matrix tests "
+            raise InputError(f"{paths[0]}: a wheel of {name}, but {source} tests "
                              f"{package.distribution}; pass a {package.distribution} wheel, "
                              f"or a matrix for {name} with --matrix")
     found = release.collect(list(paths), package.distribution, version=version,
