@@ -181,8 +181,10 @@ def run_cell(cell: Cell, ctx: RunContext, factory: EnvironmentFactory) -> CellRe
         result = replace(result, reason=f"{result.reason} [kept for an hour: docker exec -it "
                          f"{env.kept} sh (the venv is /tmp/cell/venv); then docker rm -fv "
                          f"{env.kept}]")
-    return explain(replace(result, seconds=time.monotonic() - start),
-                   tested_wheel(ctx.release, result), ctx.package)
+    result = replace(result, seconds=time.monotonic() - start)
+    if result.verdict is Verdict.UNCOVERED and len(ctx.release.wheels) > 1:
+        return result  # the fallback says it all; no one wheel to blame
+    return explain(result, tested_wheel(ctx.release, result), ctx.package)
 
 
 def until_stopped(task: Callable[[], None], stop: threading.Event, *,

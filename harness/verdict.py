@@ -188,8 +188,12 @@ def judge_checks(run: ProbeRun, stream: EventStream, ctx: Context,
     for name in check_order(ctx.package):
         obs = observed.get(name)
         if uncovered and name in ("tags", "install"):
+            refused = "; ".join(f"ERROR: {w.filename} is not a supported wheel on this "
+                                f"platform" for w in (ctx.release.wheels if ctx.release
+                                                      else ()))
             result = CheckResult(name=name, status=CheckStatus.NOT_RUN,
-                                 detail="no wheel of the release set fits this cell",
+                                 detail=f"no wheel of the release set fits this cell ({refused})"
+                                 if name == "install" else "no wheel of the release set fits",
                                  data={k: v for k, v in (obs or {}).items()
                                        if k not in ("event", "step")})
             blocked = blocked or name == "install"
