@@ -22,8 +22,13 @@ def parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 all PASS; 1 any FAIL (or INVALID/TIMEOUT without ERROR); 2 bad "
                "input, or any ERROR without a FAIL; 130 interrupted. With --prepublish: 0 go, "
                "1 no-go, 2 bad input or nothing but unjudged checks.")
-    p.add_argument("wheel", nargs="?", type=Path,
-                   help="the wheel to test, or a directory holding it")
+    p.add_argument("dist", nargs="*", type=Path, metavar="DIST",
+                   help="what to test: a wheel, or a release set (a dist/ directory, or "
+                        "wheel and sdist files); each cell installs the wheel pip would pick")
+    p.add_argument("--version", dest="release_version", default=None, metavar="V",
+                   help="the release set's version (default: the newest final release)")
+    p.add_argument("--pre", action="store_true",
+                   help="let pre- and dev-releases be the newest version")
     p.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix file")
     p.add_argument("--select", "-k", action="append", default=[], metavar="PATTERN",
                    help="only cells whose id or alias matches (fnmatch; repeatable; a,b)")
@@ -60,4 +65,4 @@ def needs_default_wheel(argv: Sequence[str]) -> bool:
             a, _ = parser().parse_known_args(list(argv))
     except SystemExit:  # --help, or a mistake the real run will report
         return False
-    return a.wheel is None and not a.list
+    return not a.dist and not a.list

@@ -14,12 +14,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 from harness import tags
 from harness.matrix import Package
 from harness.probe import is_library
-from harness.wheel import WheelInfo
+from harness.release import Pick
+from harness.wheel import Release, WheelInfo
 
 
 class CheckStatus(enum.Enum):
@@ -49,11 +51,14 @@ class CheckResult:
 
 @dataclass(frozen=True, kw_only=True)
 class Context:
-    """What a judge may look at besides the observation: the wheel, the matrix, the cell."""
+    """What a judge may look at besides the observation: the wheel the cell installed (else
+    the one pip would pick), the release set, pip's pick for the cell, the matrix, the cell."""
 
     wheel: WheelInfo
     package: Package
     facts: Mapping[str, Any]
+    release: Release | None = None
+    pick: Pick | None = None  # None: no facts, so no prediction
 
 
 Observation = Mapping[str, Any]
@@ -150,22 +155,109 @@ def sterility(obs: Observation, ctx: Context) -> CheckResult:
     return _result("sterility", status, "; ".join(problems), obs, problems=problems)
 
 
+def marker_environment(facts: Mapping[str, Any]) -> dict[str, str]:
+    """PEP 508 marker variables of the cell's interpreter, from its facts."""
+    version = [str(v) for v in facts.get("version_info", [])] or ["0", "0", "0"]
+    impl = str(facts.get("implementation", "cpython"))
+    system = str(facts.get("system", "Linux"))
+    return {"implementation_name": impl, "implementation_version": ".".join(version),
+            "os_name": "nt" if system == "Windows" else "posix",
+            "platform_machine": str(facts.get("machine", "")),
+            "platform_python_implementation": {"cpython": "CPython", "pypy": "PyPy"}.get(
+                impl, impl),
+            "platform_system": system, "platform_release": "", "platform_version": "",
+            "python_full_version": str(facts.get("version", ".".join(version))),
+            "python_version": ".".join(version[:2]),
+            "sys_platform": {"Linux": "linux", "Darwin": "darwin", "Windows": "win32"}.get(
+                system, system.lower()), "extra": ""}
+
+
+def requirements_for(wheel: WheelInfo, facts: Mapping[str, Any]) -> list[str]:
+    """The wheel's Requires-Dist that apply in this cell (markers evaluated, no extras)."""
+    env = marker_environment(facts)
+    wanted = []
+    for line in wheel.requires_dist:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            wanted.append(line)  # unreadable: the installer will choke on it too
+            continue
+        if req.marker is None or req.marker.evaluate(env):
+            wanted.append(str(req))
+    return wanted
+
+
+def _staged_problem(obs: Observation, ctx: Context) -> str | None:
+    """Whether the cell saw exactly the set's wheels, byte for byte (sha256 each)."""
+    staged = obs.get("staged")
+    if staged is None or ctx.release is None:
+        return None
+    expected = {w.filename: w.sha256 for w in ctx.release.wheels}
+    wrong = sorted(n for n in set(staged) | set(expected) if staged.get(n) != expected.get(n))
+    if wrong:
+        return (f"the cell saw other wheel files than the release set's ({', '.join(wrong)}: "
+                "missing, extra or with another sha256)")
+    return None
+
+
+def _pick_problem(file: str, ctx: Context) -> str | None:
+    """The installer's choice against pip's tag priority for this interpreter."""
+    predicted = ctx.pick.wheel if ctx.pick is not None else None
+    if ctx.pick is None or (predicted is not None and predicted.filename == file):
+        return None
+    rule = (f"pip's tag priority picks {predicted.filename} (tag {ctx.pick.tag})"
+            if predicted is not None else "by pip's tag rules no wheel of the set fits")
+    return (f"the cell's installer picked {file}, but {rule} for {tags.describe(ctx.facts)}: "
+            "the cell did not test what pip users there get; the harness's tag rules and "
+            "the installer disagree (report this)")
+
+
+def _dependency_problem(obs: Observation, ctx: Context) -> str | None:
+    """A Requires-Dist the cell could not satisfy: not the wheel's failure, the matrix's."""
+    deps = obs.get("dependencies")
+    if deps is not None:
+        if deps.get("returncode") == 0:
+            return None
+        return (f"the dependencies {', '.join(deps.get('requirements', []))} could not be "
+                "installed from package.dependencies_from: "
+                + " ".join(str(deps.get("output", "")).split())[-400:])
+    needed = requirements_for(ctx.wheel, ctx.facts)
+    if not needed or ctx.package.dependencies_from is not None:
+        return None
+    return (f"{ctx.wheel.filename} requires {', '.join(needed)} (Requires-Dist) and cells "
+            "install nothing from an index: set package.dependencies_from in the matrix to a "
+            "directory of those wheels")
+
+
 def install(obs: Observation, ctx: Context) -> CheckResult:
-    """The installer took our exact file, and pip's tag rule holds whatever it did."""
-    wheel, seen = ctx.wheel, obs.get("wheel_sha256")
-    if seen is not None and seen != wheel.sha256:
-        return _result("install", CheckStatus.ERROR, f"the cell saw a different wheel file "
-                       f"(sha256 {seen[:16]}…, expected {wheel.sha256[:16]}…)", obs)
+    """The installer, given every wheel of the set, installed the one pip's tag priority
+    picks for this interpreter (proven in the cell: the installed files carry that wheel's
+    RECORD hashes), pip's tag rule holds whatever it did, and its requirements are met."""
+    staged = _staged_problem(obs, ctx)
+    if staged:
+        return _result("install", CheckStatus.ERROR, staged, obs)
     rc = obs.get("returncode")
-    status = CheckStatus.PASS if rc == 0 else CheckStatus.FAIL
-    detail = str(obs.get("output", ""))
-    if not ctx.facts or tags.compatible(wheel.tags, ctx.facts):
-        return _result("install", status, detail, obs)
-    refusal = (f"ERROR: {wheel.filename} is not a supported wheel on this platform "
-               f"({tags.describe(ctx.facts)}).")
-    if status is CheckStatus.PASS:
-        refusal += " (the installer accepted it; pip would not)"
-    return _result("install", CheckStatus.FAIL, refusal, obs, tag_refused=True)
+    if rc != 0:
+        return _result("install", CheckStatus.FAIL, str(obs.get("output", "")), obs)
+    installed = obs.get("installed") or {}
+    file = installed.get("file")
+    if file is None:
+        matches = list(obs.get("matches", []))
+        return _result("install", CheckStatus.ERROR, "could not tell which wheel of the set "
+                       "the installer installed (" + (f"{len(matches)} staged wheels match the "
+                       "installed files: " + ", ".join(matches) if matches else
+                       "no staged wheel's RECORD matches the installed files") + ")", obs)
+    wheel = ctx.wheel
+    if ctx.facts and not tags.compatible(wheel.tags, ctx.facts):
+        return _result("install", CheckStatus.FAIL,
+                       f"ERROR: {wheel.filename} is not a supported wheel on this platform "
+                       f"({tags.describe(ctx.facts)}). (the installer accepted it; pip would "
+                       "not)", obs, tag_refused=True)
+    problem = _pick_problem(file, ctx) or _dependency_problem(obs, ctx)
+    if problem:
+        return _result("install", CheckStatus.ERROR, problem, obs)
+    return _result("install", CheckStatus.PASS, f"{file} (sha256 {installed.get('sha256', '')[:16]}"
+                   "…), the wheel pip picks here", obs)
 
 
 def _inside(path: str, dirs: list[str]) -> bool:

@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from packaging.utils import canonicalize_name
 from rich.console import Console
 from rich.markup import escape
 
@@ -49,7 +48,7 @@ PREPARE_GRACE = 5.0  # seconds a stopped prepare (an image build) gets to unwind
 class Options:
     """What the command line asked for, checked."""
 
-    wheel: Path | None
+    dist: tuple[Path, ...]  # a wheel, a dist/ directory, or wheel and sdist files
     matrix: Path
     select: tuple[str, ...] = ()
     jobs: int | None = None
@@ -61,11 +60,13 @@ class Options:
     list_format: str = "text"
     shard: shard.Shard = shard.WHOLE
     prepublish: bool = False
+    version: str | None = None  # the release set's version (default: newest final)
+    prereleases: bool = False
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
     """argv -> Options; numbers that make no sense are an InputError."""
-    a = parser().parse_args(argv)
+    a = parser().parse_intermixed_args(argv)
     if a.timeout is not None and not (math.isfinite(a.timeout) and a.timeout > 0):
         raise InputError(f"--timeout {a.timeout:g}: give a finite number of seconds above 0")
     if a.jobs is not None and a.jobs < 1:
@@ -73,7 +74,8 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     if any(not s.strip(" ,") for s in a.select):
         raise InputError("--select '': an empty pattern; give a cell id or pattern "
                          "(python -m harness --list shows them)")
-    return Options(wheel=a.wheel, matrix=a.matrix, select=tuple(a.select), jobs=a.jobs,
+    return Options(dist=tuple(a.dist), version=a.release_version, prereleases=a.pre,
+                   matrix=a.matrix, select=tuple(a.select), jobs=a.jobs,
                    timeout=a.timeout, report_dir=a.report_dir, keep_failed=a.keep_failed,
                    build_images=not a.no_build_images, list_only=a.list,
                    list_format=a.format,
@@ -128,9 +130,13 @@ def list_cells(cells: Sequence[cells_mod.Cell], fmt: str = "text") -> int:
     return EXIT_PASS
 
 
-def exit_code(results: Sequence[CellResult], interrupted: bool) -> int:
-    """0 all PASS; 1 a wheel or environment verdict; 2 could not judge; 130 interrupted."""
+def exit_code(results: Sequence[CellResult], interrupted: bool,
+              uncovered_blocks: bool = True) -> int:
+    """0 all PASS; 1 a wheel or environment verdict (or an UNCOVERED cell when that blocks);
+    2 could not judge; 130 interrupted."""
     verdicts = {r.verdict for r in results}
+    if not uncovered_blocks:
+        verdicts.discard(Verdict.UNCOVERED)
     if interrupted:
         return EXIT_INTERRUPTED
     if Verdict.FAIL in verdicts:
@@ -142,12 +148,9 @@ def exit_code(results: Sequence[CellResult], interrupted: bool) -> int:
     return EXIT_PASS if results else EXIT_INPUT
 
 
-def check_wheel_fits(info: wheel.WheelInfo, package: matrix.Package, source: Path) -> None:
-    """Refuse up front a wheel of another distribution, or one no Linux cell can install."""
-    if canonicalize_name(info.name) != canonicalize_name(package.distribution):
-        raise InputError(f"{info.path}: a wheel of {info.name}, but {source} tests "
-                         f"{package.distribution}; pass a {package.distribution} wheel, or a "
-                         f"matrix for {info.name} with --matrix")
+def check_wheel_fits(info: wheel.WheelInfo) -> None:
+    """Refuse up front a single wheel no Linux cell can install (in a release set, such a
+    wheel is simply another platform's)."""
     machine = platform.machine()
     if not any(t.interpreter.startswith(("py3", "cp3", "pp3")) and (
             t.platform == "any" or (t.platform.startswith(("linux_", "manylinux", "musllinux"))
@@ -157,6 +160,25 @@ def check_wheel_fits(info: wheel.WheelInfo, package: matrix.Package, source: Pat
         raise InputError(f"{info.path}: no cell can install this wheel (tags {tags}; the "
                          f"cells are Linux {machine}, Python 3); pass the wheel built for "
                          f"linux/manylinux {machine}")
+
+
+def announce_release(out: Console, release: wheel.Release) -> None:
+    """The set's files (name, sha256) and every file given but not tested, with why."""
+    files = release.files
+    if len(files.files) == 1:
+        return
+    out.print(f"[bold]release set {files.distribution} {files.version}[/]: "
+              f"{len(files.wheels)} wheel{'s' if len(files.wheels) != 1 else ''}, "
+              f"{len(files.sdists)} sdist{'s' if len(files.sdists) != 1 else ''}",
+              highlight=False)
+    for w in release.wheels:
+        out.print(f"  {escape(w.filename)}  sha256 {w.sha256[:16]}…", highlight=False)
+    for d in files.sdists:
+        out.print(f"  {escape(d.filename)}  (sdist: what uncovered cells would build)",
+                  highlight=False)
+    for item in files.ignored:
+        out.print(f"  [dim]ignored {escape(item.path.name)}: {escape(item.reason)}[/]",
+                  highlight=False)
 
 
 def stop_aware_log(out: Console, stop: threading.Event) -> Callable[[str], None]:
@@ -175,24 +197,31 @@ def run(opts: Options, out: Console, stop: StopSignals) -> int:
     cells = shard.select(selected, opts.shard)
     if opts.list_only:
         return list_cells(cells, opts.list_format)
-    if opts.wheel is None:
-        raise InputError("no wheel given; pass a .whl or a directory of wheels "
-                                "(`nox -s smoke` builds the fixture wheel for you)")
-    wheel_path = wheel.resolve(opts.wheel, m.package)
-    checked = wheel.inspect(wheel_path)  # bad wheels refused now, named as the user gave them
-    check_wheel_fits(checked, m.package, m.path)
+    if not opts.dist:
+        raise InputError("no wheel given; pass a .whl, a dist/ directory or wheel and sdist "
+                         "files (`nox -s smoke` builds the fixture wheel for you)")
+    found = wheel.resolve(opts.dist, m.package, version=opts.version,
+                          prereleases=opts.prereleases, source=str(m.path))
+    checked = wheel.read_release(found)  # bad wheels refused now, named as the user gave them
+    if len(checked.wheels) == 1:
+        check_wheel_fits(checked.wheels[0])
     writable_report_dir(opts.report_dir)
-    gate_run = start_gate(opts, m) if opts.prepublish else None  # the audit runs beside cells
+    gate_run = start_gate(opts, m, found) if opts.prepublish else None  # audit beside cells
     started = time.time()
     jobs = opts.jobs or m.jobs or os.cpu_count() or 2
-    with run_directory(wheel_path) as (run_id, root, staged):
-        info = replace(checked, path=staged)  # a byte copy; each cell re-hashes what it installs
+    with run_directory([w.path for w in checked.wheels],
+                       m.package.dependencies_from) as staged:
+        run_id, root = staged.run_id, staged.root
+        release = checked.staged(staged.wheels)  # byte copies; each cell re-hashes them
+        announce_release(out, checked)
         part = f" (shard {opts.shard} of {len(selected)})" if opts.shard != shard.WHOLE else ""
-        out.print(f"[bold]{info.filename}[/] sha256 {info.sha256[:16]}… — {len(cells)} "
-                  f"cell{'s' if len(cells) != 1 else ''}{part}, {jobs} at a time",
-                  highlight=False)
-        ctx = RunContext(run_id=run_id, root=root, wheel=info, package=m.package,
-                         interrupted=stop.event)
+        single = release.wheels[0] if len(release.files.files) == 1 else None
+        title = (f"[bold]{escape(single.filename)}[/] sha256 {single.sha256[:16]}…"
+                 if single else f"[bold]{escape(release.label)}[/]")
+        out.print(f"{title} — {len(cells)} cell{'s' if len(cells) != 1 else ''}{part}, "
+                  f"{jobs} at a time", highlight=False)
+        ctx = RunContext(run_id=run_id, root=root, release=release, package=m.package,
+                         dependencies=staged.dependencies, interrupted=stop.event)
         prepared: list[Prepared] = []
         preparing = until_stopped(
             lambda: prepared.append(prepare(
@@ -208,10 +237,12 @@ def run(opts: Options, out: Console, stop: StopSignals) -> int:
             preparing.join(PREPARE_GRACE)
 
         def run_info(interrupted: bool) -> report.RunInfo:
-            return report.RunInfo(run_id=run_id, matrix=str(m.path), wheel=info,
+            return report.RunInfo(run_id=run_id, matrix=str(m.path), release=checked,
+                                  uncovered_blocks=m.uncovered_blocks,
                                   started=started, finished=time.time(),
                                   interrupted=interrupted,
-                                  exit_code=exit_code(results, interrupted) if cells
+                                  exit_code=exit_code(results, interrupted,
+                                                      m.uncovered_blocks) if cells
                                   else EXIT_PASS,  # an empty shard
                                   selected=tuple(c.id for c in cells),
                                   matrix_sha256=shard.matrix_digest(m, selected),
@@ -239,12 +270,12 @@ def run(opts: Options, out: Console, stop: StopSignals) -> int:
     return code
 
 
-def start_gate(opts: Options, m: matrix.Matrix) -> gate.Prepublish:
-    """The pre-publish gate over the release the given path holds; its audit starts now."""
+def start_gate(opts: Options, m: matrix.Matrix,
+               found: release.ReleaseSet) -> gate.Prepublish:
+    """The pre-publish gate over the release set the cells test; its audit starts now."""
     if opts.shard != shard.WHOLE:
         raise InputError("--prepublish with --shard: the gate needs every cell; run it "
                          "unsharded (or merge the shards and audit separately)")
-    found = release.collect([opts.wheel] if opts.wheel else [], m.package.distribution)
     return gate.Prepublish(found, m.release, m.package.bundled_libraries)
 
 

@@ -14,7 +14,7 @@ from harness.cells import Cell
 from harness.verdict import CellResult, CheckStatus, Verdict
 
 STYLE = {Verdict.PASS: "green", Verdict.FAIL: "red", Verdict.INVALID: "magenta",
-         Verdict.TIMEOUT: "yellow", Verdict.ERROR: "bold red"}
+         Verdict.TIMEOUT: "yellow", Verdict.ERROR: "bold red", Verdict.UNCOVERED: "cyan"}
 
 
 def one_line(text: str, limit: int = 300) -> str:
@@ -31,6 +31,15 @@ def _checks(result: CellResult) -> str:
     return " ".join(f"{c.name}{MARKS[c.status]}" for c in result.checks)
 
 
+def tested(result: CellResult) -> str:
+    """The file the cell installed (sha256 prefix), "no wheel fits", or "-"."""
+    if result.artifact_file:
+        return f"{result.artifact_file} ({(result.artifact_sha256 or '')[:12]})"
+    if result.pick is not None and not result.pick.covered:
+        return "no wheel fits"
+    return "-"
+
+
 def table(results: Sequence[CellResult], pending: Sequence[Cell] = (),
           running: set[str] | None = None) -> Table:
     """One row per cell: verdict, time, the failing check or reason."""
@@ -38,14 +47,15 @@ def table(results: Sequence[CellResult], pending: Sequence[Cell] = (),
     t.add_column("cell")
     t.add_column("verdict")
     t.add_column("time", justify="right")
+    t.add_column("file tested", overflow="fold")
     t.add_column("details", overflow="fold")
     for r in results:
         detail = r.reason if r.verdict is not Verdict.PASS else _checks(r)
         t.add_row(r.cell_id, f"[{STYLE[r.verdict]}]{r.verdict.value}[/]", f"{r.seconds:.1f}s",
-                  escape(one_line(detail)))
+                  escape(tested(r)), escape(one_line(detail)))
     for c in pending:
         state = "running…" if running and c.id in running else "waiting"
-        t.add_row(c.id, f"[dim]{state}[/]", "", "")
+        t.add_row(c.id, f"[dim]{state}[/]", "", "", "")
     return t
 
 

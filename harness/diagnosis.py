@@ -284,6 +284,8 @@ def _text(check: CheckResult) -> str:
 def diagnose(result: CellResult, wheel: WheelInfo, package: Package) -> Diagnosis | None:
     """The first known signature in the first failing check, if any."""
     check = result.check("sterility") if result.verdict is Verdict.INVALID else None
+    if result.verdict is Verdict.UNCOVERED:
+        check = result.check("install")  # why pip refuses the wheel here, and the fix
     check = check or result.failed_check
     if check is None:
         return None
@@ -298,7 +300,8 @@ def diagnose(result: CellResult, wheel: WheelInfo, package: Package) -> Diagnosi
 
 
 def explain(result: CellResult, wheel: WheelInfo, package: Package) -> CellResult:
-    """Attach a diagnosis to FAIL and INVALID cells."""
-    if result.verdict not in (Verdict.FAIL, Verdict.INVALID):
+    """Attach a diagnosis to FAIL and INVALID cells, and to UNCOVERED ones (why pip refuses
+    ``wheel`` there: meant for a release of that one wheel)."""
+    if result.verdict not in (Verdict.FAIL, Verdict.INVALID, Verdict.UNCOVERED):
         return result
     return replace(result, diagnosis=diagnose(result, wheel, package))

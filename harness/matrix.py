@@ -67,6 +67,7 @@ class Package:
     reference: Reference | None = None
     import_budget: float = DEFAULT_BUDGETS["import"]
     check_budget: float = DEFAULT_BUDGETS["check"]
+    dependencies_from: Path | None = None  # a wheelhouse for the Requires-Dist, if any
 
     def step_budgets(self) -> dict[str, float]:
         """Seconds each timed step of the checks process may take before the probe stops it."""
@@ -104,6 +105,11 @@ class Matrix:
     timeout: float = DEFAULT_TIMEOUT
     jobs: int | None = None
     release: policy.ReleasePolicy = field(default_factory=policy.ReleasePolicy)  # prepublish
+
+    @property
+    def uncovered_blocks(self) -> bool:
+        """release.uncovered: whether a cell no wheel fits blocks the release (exit 1)."""
+        return self.release.level("uncovered") == "blocker"
 
 
 def _key(path: Any) -> str:
@@ -158,6 +164,8 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
         reference=_reference(pkg.get("reference"), path),
         import_budget=float(budgets["import"]),
         check_budget=float(budgets["check"]),
+        dependencies_from=(path.parent / pkg["dependencies_from"]
+                           if pkg.get("dependencies_from") else None),
     )
     return Matrix(
         path=path,
@@ -210,6 +218,10 @@ def load(path: Path) -> Matrix:
             except SyntaxError as exc:
                 raise InputError(f"{path}: package.checks[{i}].{key}: not a Python expression "
                                  f"({exc.msg}): {code}") from exc
+    deps = matrix.package.dependencies_from
+    if deps is not None and not deps.is_dir():
+        raise InputError(f"{path}: package.dependencies_from: {deps} is not a directory; give "
+                         "a directory of dependency wheels, relative to the matrix file")
     names = [c.name for c in matrix.package.checks]
     for i, name in enumerate(names):
         if name in RESERVED or names.index(name) != i:

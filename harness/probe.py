@@ -310,6 +310,114 @@ def _watch(proc: Any, clock: StepClock) -> dict[str, Any] | None:
             return over
 
 
+def _installer(spec: dict[str, Any], venv_python: str, use_uv: bool) -> list[str]:
+    """The offline installer's command, up to its requirements and find-links."""
+    if use_uv:
+        return [spec["uv"], "pip", "install", "--no-config", "--offline", "--no-index",
+                "--no-cache", "--only-binary", ":all:", "--python", venv_python]
+    return [venv_python, "-m", "pip", "install", "--isolated", "--no-index", "--no-cache-dir",
+            "--disable-pip-version-check", "--only-binary", ":all:"]
+
+
+def _record(lines: str) -> dict[str, str]:
+    """A RECORD's path -> hash (entries without a hash left out)."""
+    import csv
+
+    return {row[0]: row[1] for row in csv.reader(lines.splitlines())
+            if len(row) >= 2 and row[1]}
+
+
+def _wheel_record(path: str) -> dict[str, str]:
+    """The RECORD inside a wheel file, without the entries an installer rewrites or moves
+    (RECORD itself, ``*.data/``)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            name = next((n for n in zf.namelist() if n.endswith(".dist-info/RECORD")
+                         and n.count("/") == 1), None)
+            text = zf.read(name).decode("utf-8", "replace") if name else ""
+    except (OSError, zipfile.BadZipFile, KeyError):
+        return {}
+    return {p: h for p, h in _record(text).items()
+            if not p.endswith(".dist-info/RECORD") and ".data/" not in p.split("/", 1)[0] + "/"}
+
+
+def _installed_record(venv_dir: str, distribution: str) -> dict[str, str]:
+    """The installed distribution's RECORD (path -> hash), found in the venv's site-packages."""
+    import glob
+
+    for meta in glob.glob(os.path.join(venv_dir, "lib*", "*", "site-packages", "*.dist-info",
+                                       "METADATA")):
+        with open(meta, encoding="utf-8", errors="replace") as fh:
+            name = next((ln.split(":", 1)[1].strip() for ln in fh
+                         if ln.lower().startswith("name:")), "")
+        if _canonical(name) == _canonical(distribution):
+            try:
+                with open(os.path.join(os.path.dirname(meta), "RECORD"), encoding="utf-8",
+                          errors="replace") as fh:
+                    return _record(fh.read())
+            except OSError:
+                return {}
+    return {}
+
+
+def _requirements(venv_dir: str, distribution: str) -> list[str]:
+    """The installed distribution's Requires-Dist lines (the installer evaluates markers)."""
+    import glob
+
+    for meta in glob.glob(os.path.join(venv_dir, "lib*", "*", "site-packages", "*.dist-info",
+                                       "METADATA")):
+        with open(meta, encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().split("\n\n", 1)[0].splitlines()
+        names = [ln.split(":", 1)[1].strip() for ln in lines if ln.lower().startswith("name:")]
+        if names and _canonical(names[0]) == _canonical(distribution):
+            return [ln.split(":", 1)[1].strip() for ln in lines
+                    if ln.lower().startswith("requires-dist:")]
+    return []
+
+
+def install_from_set(spec: dict[str, Any], venv_dir: str, venv_python: str, use_uv: bool,
+                     cwd: str) -> dict[str, Any]:
+    """Let the installer pick the package from every staged wheel of the release set
+    (``NAME==VERSION``, offline, wheels only), then say which file it installed: the one
+    staged wheel whose every RECORD hash the installed files carry.  With a dependency
+    wheelhouse, the installed METADATA's requirements come from there in a second step."""
+    rel = spec["release"]
+    shas: dict[str, str] = {}
+    records: dict[str, dict[str, str]] = {}
+    for name in sorted(rel["files"]):
+        path = os.path.join(rel["dir"], name)
+        shas[name], records[name] = _sha256(path), _wheel_record(path)
+    command = [*_installer(spec, venv_python, use_uv), "--no-deps", "--find-links", rel["dir"],
+               rel["requirement"]]
+    rc, out, err, secs = _run(command, cwd)
+    result: dict[str, Any] = {
+        "returncode": rc, "output": _tail(err if rc else out + err, 15), "seconds": secs,
+        "command": command, "staged": shas,
+        "installed": None, "matches": []}
+    if rc != 0:
+        return result
+    record = _installed_record(venv_dir, spec["package"]["distribution"])
+    matches = [n for n, files in records.items() if files
+               and all(record.get(p) == h for p, h in files.items())]
+    result["matches"] = matches
+    if len(matches) == 1:
+        result["installed"] = {"file": matches[0], "sha256": shas[matches[0]]}
+    wheelhouse = rel.get("dependencies")
+    if wheelhouse:
+        wanted = _requirements(venv_dir, spec["package"]["distribution"])
+        if wanted:
+            deps = [*_installer(spec, venv_python, use_uv), "--find-links", wheelhouse,
+                    *wanted]
+            drc, dout, derr, dsecs = _run(deps, cwd)
+            result["dependencies"] = {"returncode": drc, "requirements": wanted,
+                                      "output": _tail(derr if drc else dout + derr, 15),
+                                      "seconds": dsecs, "command": deps}
+            result["seconds"] = secs + dsecs
+    return result
+
+
 def cell_mode(spec: dict[str, Any], source: str) -> int:
     """Run one whole cell from its base interpreter."""
     package = spec["package"]
@@ -338,20 +446,17 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
         return 0  # nothing to install into
     venv_python = os.path.join(venv_dir, "bin", "python")
 
-    if use_uv:
-        install = [spec["uv"], "pip", "install", "--no-config", "--offline", "--no-index",
-                   "--no-deps", "--no-cache", "--python", venv_python, spec["wheel"]]
-    else:
-        install = [venv_python, "-m", "pip", "install", "--isolated", "--no-index", "--no-deps",
-                   "--no-cache-dir", "--disable-pip-version-check", spec["wheel"]]
     emit("started", step="install")
-    rc, out, err, secs = _run(install, run_dir)
-    observed("install", returncode=rc, output=_tail(err if rc else out + err, 15),
-             seconds=secs, command=install, wheel_sha256=_sha256(spec["wheel"]))
-    if rc != 0:
-        return 0  # nothing to import
+    result = install_from_set(spec, venv_dir, venv_python, use_uv, run_dir)
+    observed("install", **result)
+    if result["returncode"] != 0 or result.get("dependencies", {}).get("returncode", 0) != 0:
+        return 0  # nothing (usable) to import
+    installed = (result.get("installed") or {}).get("file")
+    files = spec["release"]["files"]
+    extensions = files[installed]["extensions"] if installed in files else sorted(
+        {e for f in files.values() for e in f["extensions"]})
 
-    child_spec = dict(spec, mode="checks")
+    child_spec = dict(spec, mode="checks", package=dict(package, extensions=extensions))
     argv = [venv_python, "-I", "-c", BOOTSTRAP, source, json.dumps(child_spec)]
     clock = StepClock({k: float(v) for k, v in package.get("budgets", {}).items()})
     start = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import re
@@ -14,8 +15,16 @@ from typing import Any
 
 from harness import summary
 from harness.errors import HarnessError
-from harness.verdict import CellResult, CheckResult, CheckStatus, Diagnosis, Verdict, summarize
-from harness.wheel import WheelInfo
+from harness.verdict import (
+    CellResult,
+    CheckResult,
+    CheckStatus,
+    Diagnosis,
+    Predicted,
+    Verdict,
+    summarize,
+)
+from harness.wheel import Release, file_sha256
 
 SCHEMA_VERSION = 1
 
@@ -26,7 +35,7 @@ class RunInfo:
 
     run_id: str
     matrix: str
-    wheel: WheelInfo
+    release: Release  # as the user gave it (paths are theirs, not the staged copies)
     started: float
     finished: float
     interrupted: bool
@@ -35,6 +44,7 @@ class RunInfo:
     matrix_sha256: str = ""  # matrix content + the whole unsharded selection
     shard: str = "1/1"
     all_cells: tuple[str, ...] = ()  # the unsharded selection (``selected`` is this shard's)
+    uncovered_blocks: bool = True  # the matrix's release.uncovered policy
 
 
 def _cell(result: CellResult) -> dict[str, Any]:
@@ -55,6 +65,9 @@ def _cell(result: CellResult) -> dict[str, Any]:
         "environment": dict(result.environment),
         "libraries_mapped": mapped,
         "seconds": round(result.seconds, 3),
+        "artifact": {"file": result.artifact_file, "sha256": result.artifact_sha256}
+        if result.artifact_file else None,
+        "pick": asdict(result.pick) | {"covered": result.pick.covered} if result.pick else None,
         "checks": [{"name": c.name, "status": c.status.value, "detail": c.detail,
                     "seconds": None if c.seconds is None else round(c.seconds, 3),
                     "data": c.data} for c in result.checks],
@@ -62,9 +75,37 @@ def _cell(result: CellResult) -> dict[str, Any]:
     }
 
 
+def _wheel(release: Release) -> dict[str, Any]:
+    """The top-level ``wheel``: the one wheel, or the set as one identity (a digest of its
+    files' sha256s) for readers that know a single wheel only."""
+    if len(release.files.files) == 1:
+        w = release.wheels[0]
+        return {"file": w.filename, "path": str(w.path), "sha256": w.sha256,
+                "name": w.name, "version": str(w.version),
+                "tags": sorted(str(t) for t in w.tags)}
+    lines = "".join(f"{w.sha256}  {w.filename}\n" for w in release.wheels)
+    return {"file": release.label, "path": "", "name": release.files.distribution,
+            "sha256": hashlib.sha256(lines.encode()).hexdigest(),
+            "version": str(release.files.version),
+            "tags": sorted({str(t) for w in release.wheels for t in w.tags})}
+
+
+def release_section(run: RunInfo) -> dict[str, Any]:
+    """The top-level ``release``: version, every file (name, sha256, kind), ignored files."""
+    files = run.release.files
+    shas = {w.filename: w.sha256 for w in run.release.wheels}
+    return {
+        "distribution": files.distribution, "version": str(files.version),
+        "uncovered": "blocker" if run.uncovered_blocks else "warning",
+        "files": [{"file": d.filename, "kind": d.kind,
+                   "sha256": shas.get(d.filename) or file_sha256(d.path),
+                   "tags": sorted(str(t) for t in d.tags)} for d in files.files],
+        "ignored": [{"file": i.path.name, "reason": i.reason} for i in files.ignored],
+    }
+
+
 def to_json(run: RunInfo, results: Sequence[CellResult]) -> dict[str, Any]:
     """The JSON report as a dict."""
-    w = run.wheel
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run.run_id,
@@ -74,9 +115,8 @@ def to_json(run: RunInfo, results: Sequence[CellResult]) -> dict[str, Any]:
         "seconds": round(run.finished - run.started, 3),
         "interrupted": run.interrupted,
         "exit_code": run.exit_code,
-        "wheel": {"file": w.filename, "path": str(w.path), "sha256": w.sha256,
-                  "name": w.name, "version": str(w.version),
-                  "tags": sorted(str(t) for t in w.tags)},
+        "wheel": _wheel(run.release),
+        "release": release_section(run),
         "summary": summarize(results),
         "selected": list(run.selected),
         "matrix_sha256": run.matrix_sha256,
@@ -99,7 +139,11 @@ def result_from_json(cell: dict[str, Any]) -> CellResult:
         facts=cell.get("interpreter") or {}, environment=cell.get("environment") or {},
         seconds=cell.get("seconds") or 0.0,
         diagnosis=Diagnosis(**diagnosis) if diagnosis else None,
-        stderr=cell.get("stderr_tail", ""))
+        stderr=cell.get("stderr_tail", ""),
+        artifact_file=(cell.get("artifact") or {}).get("file"),
+        artifact_sha256=(cell.get("artifact") or {}).get("sha256"),
+        pick=Predicted(**{k: v for k, v in pick.items() if k != "covered"})
+        if (pick := cell.get("pick")) else None)
 
 
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -112,11 +156,13 @@ def xml_text(text: str) -> str:
 
 def to_junit(run: RunInfo, results: Sequence[CellResult]) -> ET.ElementTree:
     """JUnit XML: a testsuite per cell, a testcase per check."""
-    return junit_tree(f"smoke {run.wheel.filename}", results)
+    return junit_tree(f"smoke {run.release.label}", results, run.uncovered_blocks)
 
 
-def junit_tree(title: str, results: Sequence[CellResult]) -> ET.ElementTree:
-    """JUnit XML named ``title``: a testsuite per cell, a testcase per check."""
+def junit_tree(title: str, results: Sequence[CellResult],
+               uncovered_blocks: bool = True) -> ET.ElementTree:
+    """JUnit XML named ``title``: a testsuite per cell, a testcase per check; an UNCOVERED
+    cell adds a ``coverage`` testcase, failed when that blocks, else skipped."""
     suites = ET.Element("testsuites", name=title)
     for r in results:
         suite = ET.SubElement(suites, "testsuite", name=r.cell_id, time=f"{r.seconds:.3f}")
@@ -148,7 +194,15 @@ def junit_tree(title: str, results: Sequence[CellResult]) -> ET.ElementTree:
             elif c.status in (CheckStatus.SKIP, CheckStatus.NOT_RUN):
                 counts["skipped"] += 1
                 ET.SubElement(case, "skipped", message=xml_text(c.detail) or "not run")
-        if r.verdict is not Verdict.PASS and not counts["failures"] + counts["errors"]:
+        if r.verdict is Verdict.UNCOVERED:
+            counts["tests"] += 1
+            case = ET.SubElement(suite, "testcase", classname=r.cell_id, name="coverage")
+            key = "failures" if uncovered_blocks else "skipped"
+            counts[key] += 1
+            ET.SubElement(case, "failure" if uncovered_blocks else "skipped",
+                          message=xml_text(r.reason)[:500], type="uncovered").text = \
+                xml_text(r.reason)
+        elif r.verdict is not Verdict.PASS and not counts["failures"] + counts["errors"]:
             counts["tests"] += 1  # e.g. a forged event stream: every check "passed"
             counts["errors"] += 1
             case = ET.SubElement(suite, "testcase", classname=r.cell_id, name="verdict")

@@ -23,8 +23,16 @@ from harness.environments.base import CellEnvironment, ProbeSpec
 from harness.errors import HarnessError, InfrastructureError
 from harness.liveness import pid_alive
 from harness.matrix import Package
-from harness.verdict import CellResult, CheckResult, ProbeRun, Verdict, check_order, judge
-from harness.wheel import WheelInfo
+from harness.verdict import (
+    CellResult,
+    CheckResult,
+    ProbeRun,
+    Verdict,
+    check_order,
+    judge,
+    tested_wheel,
+)
+from harness.wheel import Release
 
 TMP_PARENT = "q-kangaroo-smoke"
 STOP_GRACE = 30.0  # seconds an aborted cell may take to stop before the run stops waiting
@@ -38,8 +46,9 @@ class RunContext:
 
     run_id: str
     root: Path
-    wheel: WheelInfo
+    release: Release  # its wheels staged in the run directory
     package: Package
+    dependencies: Path | None = None  # the staged dependency wheelhouse, if the matrix has one
     live: set[CellEnvironment] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     interrupted: threading.Event = field(default_factory=threading.Event)
@@ -94,22 +103,43 @@ def reap_temp_dirs(parent: Path) -> list[Path]:
     return removed
 
 
+def _stage(files: Sequence[Path], directory: Path) -> None:
+    """Byte copies of ``files`` in a new ``directory`` readable by a container's uid."""
+    directory.mkdir(mode=0o755)  # read by uid 1000 in containers
+    for path in files:
+        target = directory / path.name
+        shutil.copyfile(path, target)
+        target.chmod(0o644)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Staged:
+    """Where a run's files are: its id, private directory, wheels and dependency wheels."""
+
+    run_id: str
+    root: Path
+    wheels: Path  # every wheel of the release set, nothing else (the installer picks)
+    dependencies: Path | None
+
+
 @contextmanager
-def run_directory(wheel_path: Path) -> Iterator[tuple[str, Path, Path]]:
-    """A private temp dir for the run (mkdtemp: 0700, this user's) holding a staged copy of
-    the wheel; always removed.  Leftovers of this user's killed runs are reaped first."""
+def run_directory(wheels: Sequence[Path], dependencies: Path | None = None
+                  ) -> Iterator[Staged]:
+    """A private temp dir for the run (mkdtemp: 0700, this user's) holding staged copies of
+    every wheel of the set (and of the dependency wheelhouse's wheels); always removed.
+    Leftovers of this user's killed runs are reaped first."""
     parent = private_parent()
     reap_temp_dirs(parent)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     root = Path(tempfile.mkdtemp(prefix=f"run-{run_id}-", dir=parent))
     try:
         (root / "owner.pid").write_text(str(os.getpid()))
-        staged = root / "wheel"
-        staged.mkdir(mode=0o755)  # bind-mounted read-only into containers (uid 1000)
-        target = staged / wheel_path.name
-        shutil.copyfile(wheel_path, target)
-        target.chmod(0o644)
-        yield run_id, root, target
+        _stage(wheels, root / "wheel")
+        deps = None
+        if dependencies is not None:
+            deps = root / "deps"
+            _stage(sorted(dependencies.glob("*.whl")), deps)
+        yield Staged(run_id=run_id, root=root, wheels=root / "wheel", dependencies=deps)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -136,20 +166,25 @@ def run_cell(cell: Cell, ctx: RunContext, factory: EnvironmentFactory) -> CellRe
         if ctx.interrupted.is_set():  # abort_all may have listed the live cells just before
             env.abort()
         try:
-            run = env.run(ProbeSpec(package=ctx.package, wheel=ctx.wheel), cell.timeout)
+            run = env.run(ProbeSpec(package=ctx.package, release=ctx.release,
+                                    dependencies=ctx.dependencies), cell.timeout)
         finally:
             with ctx.lock:
                 ctx.live.discard(env)
     if ctx.interrupted.is_set() and run.infra_error is None and not run.events:
         run = ProbeRun(infra_error="interrupted", environment=run.environment)
-    result = judge(run, cell_id=cell.id, kind=cell.kind, wheel=ctx.wheel, package=ctx.package)
+    result = judge(run, cell_id=cell.id, kind=cell.kind, release=ctx.release,
+                   package=ctx.package)
     if env.note and result.verdict is Verdict.INVALID:
         result = replace(result, reason=f"{result.reason} ({env.note})")
     if env.kept:
         result = replace(result, reason=f"{result.reason} [kept for an hour: docker exec -it "
                          f"{env.kept} sh (the venv is /tmp/cell/venv); then docker rm -fv "
                          f"{env.kept}]")
-    return explain(replace(result, seconds=time.monotonic() - start), ctx.wheel, ctx.package)
+    result = replace(result, seconds=time.monotonic() - start)
+    if result.verdict is Verdict.UNCOVERED and len(ctx.release.wheels) > 1:
+        return result  # the fallback says it all; no one wheel to blame
+    return explain(result, tested_wheel(ctx.release, result), ctx.package)
 
 
 def until_stopped(task: Callable[[], None], stop: threading.Event, *,

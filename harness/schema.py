@@ -54,6 +54,9 @@ PACKAGE = {
         "checks": {"type": "array", "items": CHECK},
         "reference": {**_STR, "description": "A Python file beside the matrix (path relative "
                       "to it) whose module is `reference` in expected_expr, run in the cell."},
+        "dependencies_from": {**_STR, "description": "A directory of wheels (relative to the "
+                              "matrix) the package's Requires-Dist are installed from, offline; "
+                              "without it a wheel with requirements is an ERROR naming them."},
     },
 }
 
@@ -93,7 +96,7 @@ CONTAINER = {
     },
 }
 
-# --- release: the pre-publish gate's policy (harness.policy, harness.gate) -----------------
+# release: what blocks a release (harness.policy; the gate and UNCOVERED cells)
 RELEASE = {
     "type": "object",
     "additionalProperties": False,
@@ -110,11 +113,11 @@ RELEASE = {
         },
         "max_size_mb": {**_SECONDS, "description": "Files above this size are a `size` "
                         f"finding (default {policy.DEFAULT_MAX_SIZE_MB:g})."},
-        "uncovered": {"enum": ["blocker", "warning"], "description": "A cell no wheel of "
-                      "the release fits (default: blocker)."},
+        "uncovered": {"enum": ["blocker", "warning"], "description": "A cell no wheel of the "
+                      "set fits is UNCOVERED; blocker (default): the run exits 1; warning: "
+                      "reported, the exit code is unchanged."},
     },
 }
-# --- end release ----------------------------------------------------------------------------
 
 MATRIX_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

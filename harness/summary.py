@@ -13,7 +13,8 @@ from typing import Any
 
 FILE = "smoke.md"
 MARK = {"pass": "✅", "fail": "❌", "error": "⚠️", "timeout": "⏱️", "skip": "⏭️", "not run": "·"}
-VERDICT_MARK = {"PASS": "✅", "FAIL": "❌", "INVALID": "🚫", "TIMEOUT": "⏱️", "ERROR": "⚠️"}
+VERDICT_MARK = {"PASS": "✅", "FAIL": "❌", "INVALID": "🚫", "TIMEOUT": "⏱️", "ERROR": "⚠️",
+                "UNCOVERED": "🕳️"}
 
 
 def _cell_text(text: str) -> str:
@@ -88,13 +89,15 @@ def markdown(data: Mapping[str, Any]) -> str:
     lines += _decision(data)
     names = _check_names(cells)
     if cells:
-        lines += ["| cell | verdict | " + " | ".join(names) + " |",
-                  "|---|---|" + "---|" * len(names)]
+        lines += ["| cell | verdict | file | " + " | ".join(names) + " |",
+                  "|---|---|---|" + "---|" * len(names)]
         for cell in cells:
             status = {c["name"]: c["status"] for c in cell.get("checks", [])}
             marks = [MARK.get(status.get(n, ""), status.get(n, "")) for n in names]
             verdict = cell["verdict"]
+            artifact = cell.get("artifact") or {}
             lines.append(f"| {cell['id']} | {VERDICT_MARK.get(verdict, '')} {verdict} | "
+                         f"{_cell_text(artifact.get('file') or '-')} | "
                          + " | ".join(marks) + " |")
         lines.append("")
     problems = [c for c in cells if c["verdict"] != "PASS"]

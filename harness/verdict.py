@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.checks import OK, CheckResult, CheckStatus, Context, judge_step, signal_name
 from harness.matrix import CHECKS_AFTER, CHECKS_BEFORE, Package
-from harness.wheel import WheelInfo
+from harness.release import Pick, pick
+from harness.wheel import Release, WheelInfo
 
-__all__ = ["CellResult", "CheckResult", "CheckStatus", "Diagnosis", "ProbeRun", "Verdict",
-           "check_order", "judge", "summarize"]
+__all__ = ["CellResult", "CheckResult", "CheckStatus", "Diagnosis", "Predicted", "ProbeRun",
+           "Verdict", "check_order", "judge", "predicted", "summarize", "tested_wheel"]
 BLOCKING = ("sterility", "install", "import")  # a later check cannot stand without these
 
 
@@ -28,6 +29,23 @@ class Verdict(enum.Enum):
     INVALID = "INVALID"  # the environment was not provably clean: nothing was proven
     TIMEOUT = "TIMEOUT"  # the cell ran out of time
     ERROR = "ERROR"      # harness or infrastructure fault
+    UNCOVERED = "UNCOVERED"  # no wheel of the release set fits the cell: nothing to test;
+    # whether that blocks is the matrix's policy (release.uncovered)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Predicted:
+    """pip's pick for a cell from the release set, by its interpreter's tag priority."""
+
+    file: str | None  # None: no wheel fits (uncovered)
+    sha256: str | None
+    tag: str | None
+    fallback: str  # uncovered: what a user there gets instead; "" when covered
+
+    @property
+    def covered(self) -> bool:
+        """Whether some wheel of the set fits the cell."""
+        return self.file is not None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +83,9 @@ class CellResult:
     seconds: float = 0.0
     diagnosis: Diagnosis | None = None
     stderr: str = ""
+    artifact_file: str | None = None  # the wheel file the cell installed (proven in it)
+    artifact_sha256: str | None = None  # its sha256, as hashed in the cell
+    pick: Predicted | None = None  # pip's pick for the cell (None: no interpreter facts)
 
     def check(self, name: str) -> CheckResult | None:
         """The named check's result, if it is part of this cell."""
@@ -157,16 +178,26 @@ def _unreported(name: str, run: ProbeRun, stream: EventStream, results: list[Che
     return CheckResult(name=name, status=CheckStatus.NOT_RUN)
 
 
-def judge_checks(run: ProbeRun, stream: EventStream, wheel: WheelInfo,
-                 package: Package) -> list[CheckResult]:
-    """Every check of the cell in order: judged from its observation, or why it has none."""
-    ctx = Context(wheel=wheel, package=package, facts=stream.facts)
+def judge_checks(run: ProbeRun, stream: EventStream, ctx: Context,
+                 uncovered: bool = False) -> list[CheckResult]:
+    """Every check of the cell in order: judged from its observation, or why it has none.
+    An uncovered cell (no wheel fits) has only its sterility judged; nothing was installed."""
     observed = {**stream.observed, **({"tags": {}} if stream.facts else {})}  # host-only
     results: list[CheckResult] = []
     blocked = False
-    for name in check_order(package):
+    for name in check_order(ctx.package):
         obs = observed.get(name)
-        if obs is not None and not (blocked and name == "exit"):
+        if uncovered and name in ("tags", "install"):
+            refused = "; ".join(f"ERROR: {w.filename} is not a supported wheel on this "
+                                f"platform" for w in (ctx.release.wheels if ctx.release
+                                                      else ()))
+            result = CheckResult(name=name, status=CheckStatus.NOT_RUN,
+                                 detail=f"no wheel of the release set fits this cell ({refused})"
+                                 if name == "install" else "no wheel of the release set fits",
+                                 data={k: v for k, v in (obs or {}).items()
+                                       if k not in ("event", "step")})
+            blocked = blocked or name == "install"
+        elif obs is not None and not (blocked and name == "exit"):
             result = judge_step(name, obs, ctx)
             blocked = blocked or (name in BLOCKING and result.status not in OK)
         else:
@@ -176,9 +207,10 @@ def judge_checks(run: ProbeRun, stream: EventStream, wheel: WheelInfo,
     return results
 
 
-def combine(run: ProbeRun, stream: EventStream,
-            results: Sequence[CheckResult]) -> tuple[Verdict, str]:
-    """The cell's verdict from its checks, most serious first."""
+def combine(run: ProbeRun, stream: EventStream, results: Sequence[CheckResult],
+            fallback: str | None = None) -> tuple[Verdict, str]:
+    """The cell's verdict from its checks, most serious first (``fallback``: the cell is
+    uncovered, and this is what a user there gets instead)."""
     def first(status: CheckStatus) -> CheckResult | None:
         found = sorted((r for r in results if r.status is status), key=lambda r: r.name == "tags")
         return found[0] if found else None
@@ -193,6 +225,8 @@ def combine(run: ProbeRun, stream: EventStream,
                                "probe's event channel")
     if broken:
         return Verdict.ERROR, f"{broken.name}: {broken.detail}"
+    if fallback is not None:
+        return Verdict.UNCOVERED, fallback
     if sterility is not None and sterility.status is CheckStatus.FAIL:
         return Verdict.INVALID, "environment not clean: " + sterility.detail
     if failed:
@@ -210,16 +244,45 @@ def combine(run: ProbeRun, stream: EventStream,
                            + (f": {run.stderr.strip()[-300:]}" if run.stderr else ""))
 
 
-def judge(run: ProbeRun, *, cell_id: str, kind: str, wheel: WheelInfo,
+def predicted(release: Release, chosen: Pick) -> Predicted:
+    """pip's pick for a cell, as the reports say it."""
+    if chosen.wheel is None:
+        return Predicted(file=None, sha256=None, tag=None, fallback=chosen.fallback)
+    return Predicted(file=chosen.wheel.filename, sha256=release.info(chosen.wheel).sha256,
+                     tag=str(chosen.tag), fallback="")
+
+
+def tested_wheel(release: Release, result: CellResult) -> WheelInfo:
+    """The wheel a cell is about: the one it installed, else pip's pick, else the first."""
+    for name in (result.artifact_file, result.pick.file if result.pick else None):
+        found = release.by_name(name) if name else None
+        if found is not None:
+            return found
+    return release.wheels[0]
+
+
+def judge(run: ProbeRun, *, cell_id: str, kind: str, release: Release,
           package: Package) -> CellResult:
-    """Turn a probe run into the cell's verdict and its checks in order."""
+    """Turn a probe run into the cell's verdict and its checks in order: which wheel of the
+    set it installed, whether that is pip's pick, and what the checks found."""
     stream = read_events(run)
-    results = judge_checks(run, stream, wheel, package)
-    verdict, reason = combine(run, stream, results)
-    return CellResult(cell_id=cell_id, kind=kind, verdict=verdict, reason=reason,
-                      checks=tuple(results), facts=stream.facts,
-                      environment=stream.environment, seconds=run.seconds,
-                      stderr=run.stderr[-4000:])
+    chosen = pick(release.files, stream.facts) if stream.facts else None
+    guess = predicted(release, chosen) if chosen is not None else None
+    install = stream.observed.get("install") or {}
+    artifact = install.get("installed") or {}
+    base = CellResult(cell_id=cell_id, kind=kind, verdict=Verdict.ERROR, reason="",
+                      checks=(), artifact_file=artifact.get("file"),
+                      artifact_sha256=artifact.get("sha256"), pick=guess)
+    uncovered = (guess is not None and not guess.covered and bool(install)
+                 and install.get("returncode") != 0)
+    ctx = Context(wheel=tested_wheel(release, base), package=package, facts=stream.facts,
+                  release=release, pick=chosen)
+    results = judge_checks(run, stream, ctx, uncovered=uncovered)
+    verdict, reason = combine(run, stream, results,
+                              guess.fallback if uncovered and guess is not None else None)
+    return replace(base, verdict=verdict, reason=reason, checks=tuple(results),
+                   facts=stream.facts, environment=stream.environment, seconds=run.seconds,
+                   stderr=run.stderr[-4000:])
 
 
 def summarize(results: Sequence[CellResult]) -> dict[str, int]:

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import io
-import platform
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
-from packaging.metadata import Metadata
+from packaging.metadata import Metadata, parse_email
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from harness import tags
+from harness import release, tags
 from harness.errors import InputError
 from harness.matrix import Package
 from harness.probe import is_library
@@ -59,6 +58,7 @@ class WheelInfo:
     files: tuple[str, ...]
     elf: tuple[ElfFacts, ...]
     audit: Audit | None = None
+    requires_dist: tuple[str, ...] = ()  # METADATA Requires-Dist, markers included
 
     @property
     def filename(self) -> str:
@@ -145,23 +145,29 @@ def audit(path: Path, wheel_tags: frozenset[Tag]) -> Audit | None:
                  external=tuple(sorted(refs.libs)) if refs is not None else ())
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def inspect(path: Path) -> WheelInfo:
     """Read a wheel's name, version, tags, metadata and ELF facts."""
     try:
         name, version, _build, wheel_tags = parse_wheel_filename(path.name)
     except InvalidWheelFilename as exc:
         raise InputError(f"{path}: not a wheel file name ({exc}); pass a .whl") from exc
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
     try:
         with zipfile.ZipFile(path) as zf:
             files = tuple(zf.namelist())
             meta_name = next((f for f in files if f.endswith(".dist-info/METADATA")), None)
             if meta_name is None:
                 raise InputError(f"{path}: no .dist-info/METADATA inside; not a built wheel")
-            metadata = Metadata.from_email(zf.read(meta_name), validate=False)
+            raw_metadata = zf.read(meta_name)
+            metadata = Metadata.from_email(raw_metadata, validate=False)
             elf = tuple(e for f in files if f.endswith(".so") or ".so." in f
                         if (e := _elf_facts(f, zf.read(f))) is not None)
     except zipfile.BadZipFile as exc:
@@ -169,52 +175,82 @@ def inspect(path: Path) -> WheelInfo:
             from exc
     return WheelInfo(path=path, name=str(name), version=version,
                      metadata_version=str(metadata.version), tags=frozenset(wheel_tags),
-                     sha256=digest.hexdigest(), files=files, elf=elf,
-                     audit=audit(path, frozenset(wheel_tags)))
+                     sha256=file_sha256(path), files=files, elf=elf,
+                     audit=audit(path, frozenset(wheel_tags)),
+                     requires_dist=_requires_dist(raw_metadata))
 
 
-def _pick(path: Path, package: Package, wheels: list[Path]) -> Path:
-    """Among same-version wheels: the one carrying the required tags, else this platform's."""
-    def tags_of(w: Path) -> frozenset[Tag]:
-        return parse_wheel_filename(w.name)[3]
-
-    arch = platform.machine()
-    steps = [
-        [w for w in wheels if all(fnmatch.filter([str(t) for t in tags_of(w)], p)
-                                  for p in package.wheel_tags)],
-        [w for w in wheels if any(t.platform in ("any", f"linux_{arch}")
-                                  or tags.manylinux_arch(t.platform) == arch
-                                  for t in tags_of(w))],
-    ]
-    for narrowed in steps:
-        if len(narrowed) == 1:
-            return narrowed[0]
-        wheels = narrowed or wheels
-    raise InputError(f"{path}: several {package.distribution} wheels fit ("
-                     + ", ".join(w.name for w in wheels) + "); pass one file")
+def _requires_dist(raw: bytes) -> tuple[str, ...]:
+    """The Requires-Dist lines as written (the audit judges their validity)."""
+    parsed, _unparsed = parse_email(raw)
+    return tuple(parsed.get("requires_dist", ()))
 
 
-def resolve(path: Path, package: Package) -> Path:
-    """A wheel file, or the newest wheel of the package in a directory (for this platform)."""
-    if not path.exists():
-        raise InputError(f"{path}: no such file or directory; pass a .whl or a directory "
-                         "of wheels")
-    if path.is_file():
-        if path.suffix != ".whl":
-            raise InputError(f"{path}: not a .whl file; pass a wheel or a directory of wheels")
-        return path.resolve()
-    want = canonicalize_name(package.distribution)
-    candidates: list[tuple[Version, Path]] = []
-    for whl in sorted(path.glob("*.whl")):
+@dataclass(frozen=True, kw_only=True)
+class Release:
+    """The release set under test, each wheel read (what the host judges cells against)."""
+
+    files: release.ReleaseSet
+    wheels: tuple[WheelInfo, ...]  # in the order of ``files.wheels``
+
+    @property
+    def label(self) -> str:
+        """``name version`` and how many files, for titles."""
+        n = len(self.files.files)
+        return (self.wheels[0].filename if n == 1 and self.wheels else
+                f"{self.files.distribution} {self.files.version} ({n} files)")
+
+    def by_name(self, filename: str) -> WheelInfo | None:
+        """The wheel of the set with this file name."""
+        return next((w for w in self.wheels if w.filename == filename), None)
+
+    def info(self, dist: release.Dist) -> WheelInfo:
+        """The read wheel behind one wheel of the set."""
+        found = self.by_name(dist.filename)
+        assert found is not None, dist.filename
+        return found
+
+    def staged(self, directory: Path) -> Release:
+        """The same set, its wheels' paths in ``directory`` (byte copies made by the run)."""
+        def moved(d: release.Dist) -> release.Dist:
+            return replace(d, path=directory / d.filename)
+
+        files = replace(self.files, wheels=tuple(moved(d) for d in self.files.wheels))
+        return Release(files=files, wheels=tuple(replace(w, path=directory / w.filename)
+                                                 for w in self.wheels))
+
+
+def resolve(paths: Sequence[Path], package: Package, *, version: str | None = None,
+            prereleases: bool = False, source: str = "the matrix") -> release.ReleaseSet:
+    """The release set to test: a single .whl (a set of one), or every wheel and sdist of
+    one version of the package among files and directories (newest final by default)."""
+    for path in paths:
+        if not path.exists():
+            raise InputError(f"{path}: no such file or directory; pass a .whl, a dist/ "
+                             "directory, or wheel and sdist files")
+    if len(paths) == 1 and paths[0].is_file() and paths[0].suffix != ".whl":
+        raise InputError(f"{paths[0]}: not a .whl file; pass a wheel or a directory of "
+                         "wheels")
+    if len(paths) == 1 and paths[0].is_file():
         try:
-            name, version, _b, _t = parse_wheel_filename(whl.name)
-        except InvalidWheelFilename:
-            continue
-        if name == want:
-            candidates.append((version, whl))
-    if not candidates:
-        raise InputError(f"{path}: no wheel of {package.distribution} in this directory; "
-                         "build one or pass its path")
-    newest = max(v for v, _ in candidates)
-    best = [w for v, w in candidates if v == newest]
-    return (best[0] if len(best) == 1 else _pick(path, package, best)).resolve()
+            name = parse_wheel_filename(paths[0].name)[0]
+        except InvalidWheelFilename as exc:
+            raise InputError(f"{paths[0]}: not a wheel file name ({exc}); pass a .whl") \
+                from exc
+        if name != canonicalize_name(package.distribution):
+            raise InputError(f"{paths[0]}: a wheel of {name}, but {source} tests "
+                             f"{package.distribution}; pass a {package.distribution} wheel, "
+                             f"or a matrix for {name} with --matrix")
+    found = release.collect(list(paths), package.distribution, version=version,
+                            prereleases=prereleases)
+    if not found.wheels:
+        where = ", ".join(str(p) for p in paths)
+        raise InputError(f"{where}: no wheel of {package.distribution} {found.version} (only "
+                         + ", ".join(d.filename for d in found.sdists)
+                         + "); build the wheels first")
+    return found
+
+
+def read_release(found: release.ReleaseSet) -> Release:
+    """Read every wheel of the set (bad wheels refused now, named as the user gave them)."""
+    return Release(files=found, wheels=tuple(inspect(d.path) for d in found.wheels))

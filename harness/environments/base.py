@@ -14,7 +14,7 @@ from harness import probe
 from harness.cells import Cell
 from harness.matrix import Package
 from harness.verdict import ProbeRun
-from harness.wheel import WheelInfo
+from harness.wheel import Release
 
 PROBE_SOURCE = Path(probe.__file__).read_text(encoding="utf-8")
 CELL_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -28,24 +28,36 @@ def cell_variables(home: str, tmp: str) -> dict[str, str]:
 
 @dataclass(frozen=True, kw_only=True)
 class ProbeSpec:
-    """What the probe needs: the package declaration and where things are in the cell."""
+    """What the probe needs: the package declaration, the release set (its wheels staged in
+    one directory) and where things are in the cell."""
 
     package: Package
-    wheel: WheelInfo
+    release: Release
+    dependencies: Path | None = None  # the host's staged dependency wheelhouse, if any
 
-    def to_json(self, *, wheel_path: str, uv: str, workdir: str, linger: int = 0,
-                venv_made_by: str = "") -> str:
-        """The probe's command-line argument for one cell (``venv_made_by``: made already)."""
+    @property
+    def wheel_dir(self) -> Path:
+        """The host directory holding the staged wheels (all of the set, nothing else)."""
+        return self.release.wheels[0].path.parent
+
+    def to_json(self, *, wheel_dir: str, uv: str, workdir: str, linger: int = 0,
+                venv_made_by: str = "", dependencies: str = "") -> str:
+        """The probe's command-line argument for one cell (``venv_made_by``: made already;
+        ``wheel_dir``, ``dependencies``: the staged set and wheelhouse as the cell sees them)."""
         pkg = self.package
+        files = self.release.files
         return json.dumps({
-            "mode": "cell", "wheel": wheel_path, "uv": uv, "workdir": workdir, "linger": linger,
+            "mode": "cell", "uv": uv, "workdir": workdir, "linger": linger,
             "venv_made_by": venv_made_by,
+            "release": {"dir": wheel_dir, "dependencies": dependencies,
+                        "requirement": f"{files.distribution}=={files.version}",
+                        "files": {w.filename: {"extensions": w.extension_modules()}
+                                  for w in self.release.wheels}},
             "package": {
                 "distribution": pkg.distribution, "import_name": pkg.import_name,
                 "version_from": list(pkg.version_from), "libraries": list(pkg.bundled_libraries),
                 "forbidden_env": list(pkg.absent_env),
-                "expected_version": self.wheel.metadata_version,
-                "extensions": self.wheel.extension_modules(),
+                "extensions": [],  # the installed file's, once the probe knows which
                 "checks": [c.to_probe() for c in pkg.checks],
                 "budgets": pkg.step_budgets(),
                 "reference": pkg.reference.to_probe() if pkg.reference else None,

@@ -36,6 +36,7 @@ from harness.verdict import ProbeRun, Verdict, judge
 
 LABEL = "q-kangaroo-smoke"
 WHEEL_MOUNT = "/wheel"
+SET_DIR, DEPS_DIR = "set", "deps"  # below WHEEL_MOUNT: the release set, the dependencies
 IMAGE_UV = "/usr/local/bin/uv"
 MEMORY, PIDS, TMP_SIZE = "2g", 512, "1g"  # per container cell (README: limits)
 KEEP_SECONDS = 3600  # --keep-failed: how long a kept cell stays up to be entered
@@ -81,26 +82,41 @@ class Handle:
     keep: bool = False
 
 
-def wheel_archive(wheel: Path) -> bytes:
-    """The wheel as a tar stream holding one read-only file, for ``put_archive``."""
+def wheel_archive(files: Mapping[str, Path]) -> bytes:
+    """Files as a tar stream of read-only files (``name in the archive -> host path``), for
+    ``put_archive``; the directories they sit in are made readable."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo(wheel.name)
-        info.size = wheel.stat().st_size
-        info.mode = 0o444
-        info.mtime = int(wheel.stat().st_mtime)
-        with wheel.open("rb") as f:
-            tar.addfile(info, f)
+        for folder in sorted({str(Path(n).parent) for n in files} - {"."}):
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode = tarfile.DIRTYPE, 0o555
+            tar.addfile(info)
+        for name, path in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = path.stat().st_size
+            info.mode = 0o444
+            info.mtime = int(path.stat().st_mtime)
+            with path.open("rb") as f:
+                tar.addfile(info, f)
     return buf.getvalue()
+
+
+def staged_files(spec: ProbeSpec) -> dict[str, Path]:
+    """What goes into the /wheel volume: the set's wheels under set/, the dependency
+    wheelhouse's wheels under deps/."""
+    files = {f"{SET_DIR}/{w.filename}": w.path for w in spec.release.wheels}
+    if spec.dependencies is not None:
+        files.update({f"{DEPS_DIR}/{p.name}": p for p in sorted(spec.dependencies.glob("*.whl"))})
+    return files
 
 
 @contextmanager
 def locked_down(client: docker.DockerClient, *, image: str, command: list[str],
-                wheel: Path, labels: dict[str, str]) -> Iterator[Handle]:
+                files: Mapping[str, Path], labels: dict[str, str]) -> Iterator[Handle]:
     """Own one container's whole life: created locked down, removed on any exit.
 
     The engine may share no filesystem with the harness (a remote ``DOCKER_HOST``, rootless
-    or Desktop engines): nothing of the host is mounted. The wheel goes in through the API,
+    or Desktop engines): nothing of the host is mounted. The wheels go in through the API,
     copied into an anonymous volume at /wheel (the root filesystem is read-only, and the
     /tmp tmpfs only exists once the container runs); removing the container removes it.
     """
@@ -113,7 +129,7 @@ def locked_down(client: docker.DockerClient, *, image: str, command: list[str],
         detach=True)
     handle = Handle(container=container)
     try:
-        container.put_archive(WHEEL_MOUNT, wheel_archive(wheel))
+        container.put_archive(WHEEL_MOUNT, wheel_archive(files))
         yield handle
     finally:
         if not handle.keep:
@@ -145,15 +161,15 @@ class ContainerEnvironment(CellEnvironment):
 
     def run(self, spec: ProbeSpec, timeout: float) -> ProbeRun:
         """Create, start, wait (bounded), collect output; the container is always removed."""
-        wheel = spec.wheel.path
-        argv = spec.argv(self.python, wheel_path=f"{WHEEL_MOUNT}/{wheel.name}", uv=IMAGE_UV,
-                         workdir="/tmp/cell", linger=KEEP_SECONDS if self.keep_failed else 0)
+        argv = spec.argv(self.python, wheel_dir=f"{WHEEL_MOUNT}/{SET_DIR}", uv=IMAGE_UV,
+                         workdir="/tmp/cell", linger=KEEP_SECONDS if self.keep_failed else 0,
+                         dependencies=f"{WHEEL_MOUNT}/{DEPS_DIR}" if spec.dependencies else "")
         labels = {**self.labels, f"{LABEL}.keep": "1"} if self.keep_failed else self.labels
         env = cell_variables("/tmp", "/tmp")
         start = time.monotonic()
         try:
             with locked_down(self.client, image=self.image, command=argv,
-                             wheel=wheel, labels=labels) as handle:
+                             files=staged_files(spec), labels=labels) as handle:
                 c = handle.container
                 with self._lock:
                     if self._aborted:
@@ -270,5 +286,5 @@ def prepare(setup: Setup, cells: Sequence[Cell]) -> ContainerResources:
 
 def _passed(run: ProbeRun, spec: ProbeSpec) -> bool:
     """Whether the cell passed (--keep-failed keeps the others up)."""
-    return judge(run, cell_id="", kind="container", wheel=spec.wheel,
+    return judge(run, cell_id="", kind="container", release=spec.release,
                  package=spec.package).verdict is Verdict.PASS

@@ -59,9 +59,10 @@ class VenvEnvironment(CellEnvironment):
             if failed:
                 return ProbeRun(infra_error=f"virtualenv could not make the venv: {failed}",
                                 environment=env)
-        argv = self.sandbox.wrap(spec.argv(str(self.python), wheel_path=str(spec.wheel.path),
-                                           uv=self.uv, workdir=str(self.workdir / "cell"),
-                                           venv_made_by=made_by))
+        argv = self.sandbox.wrap(spec.argv(
+            str(self.python), wheel_dir=str(spec.wheel_dir), uv=self.uv,
+            workdir=str(self.workdir / "cell"), venv_made_by=made_by,
+            dependencies=str(spec.dependencies) if spec.dependencies else ""))
         start = time.monotonic()
         with self._lock:
             if self._aborted:

@@ -95,7 +95,7 @@ def test_container_cell_has_no_host_mount_and_gets_the_exact_wheel(
     labels = {f"{LABEL}.run": "mount-test", f"{LABEL}.pid": str(os.getpid()),
               f"{LABEL}.host": os.uname().nodename, f"{LABEL}.cell": "mount-test"}
     with locked_down(docker_client, image=tag, command=["sha256sum", f"/wheel/{wheel.name}"],
-                     wheel=wheel, labels=labels) as handle:
+                     files={wheel.name: wheel}, labels=labels) as handle:
         c = handle.container
         c.reload()
         mounts = c.attrs["Mounts"]

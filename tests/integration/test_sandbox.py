@@ -280,17 +280,17 @@ def test_without_uv_the_venvs_own_pip_installs(wheels: dict[str, Path], tmp_path
     from harness.environments.base import ProbeSpec
     from harness.environments.venv import VenvEnvironment
     from harness.verdict import Verdict, judge
-    from harness.wheel import inspect
+    from harness.wheel import read_release, resolve
 
     package = matrix.load(Path(__file__).resolve().parents[2] / "matrix.yaml").package
     sb = sandbox.prepare(tmp_path / "sandbox", ["gmp"])
     interp = interpreters.find("3.12")
     for variant, verdict in (("good", Verdict.PASS), ("nogmp", Verdict.FAIL)):
-        wheel = inspect(wheels[variant])
+        release = read_release(resolve([wheels[variant]], package))
         with VenvEnvironment(python=interp.executable, run_root=tmp_path, sandbox=sb,
                              uv="/nonexistent/uv", cell_id=variant) as env:
-            run = env.run(ProbeSpec(package=package, wheel=wheel), 300)
-        result = judge(run, cell_id=variant, kind="venv", wheel=wheel, package=package)
+            run = env.run(ProbeSpec(package=package, release=release), 300)
+        result = judge(run, cell_id=variant, kind="venv", release=release, package=package)
         assert result.verdict is verdict, result.reason
         install = result.check("install")
         assert install is not None and "pip" in install.data["command"][1:3]

@@ -150,9 +150,10 @@ def test_a_python_without_a_working_venv_gets_its_venv_from_virtualenv(
     cell = next(c for c in cells.expand(m) if c.id == "venv-py3.12")
     root = tmp_path / "run"
     root.mkdir(mode=0o755)
-    staged = root / wheels[variant].name
-    shutil.copyfile(wheels[variant], staged)
-    info = wheel.inspect(staged)
+    staged = root / "wheel"
+    staged.mkdir()
+    shutil.copyfile(wheels[variant], staged / wheels[variant].name)
+    info = wheel.read_release(wheel.resolve([staged / wheels[variant].name], m.package))
     ready = prepare([cell], run_id="t", root=root, package=m.package, log=lambda line: None)
     found = ready.kinds["venv"]
     assert isinstance(found, VenvResources)
@@ -164,7 +165,7 @@ def test_a_python_without_a_working_venv_gets_its_venv_from_virtualenv(
         made.append(broken.environment(c))
         return made[-1]
 
-    result = run_cell(cell, RunContext(run_id="t", root=root, wheel=info, package=m.package),
+    result = run_cell(cell, RunContext(run_id="t", root=root, release=info, package=m.package),
                       factory)
     assert result.verdict.value == verdict, result.reason
     assert made and not made[0].stdlib_venv

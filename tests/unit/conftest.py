@@ -10,8 +10,10 @@ import pytest
 from packaging.tags import parse_tag
 from packaging.version import Version
 
+from harness import release
 from harness.matrix import Check, Package
-from harness.wheel import ElfFacts, WheelInfo
+from harness.verdict import CellResult, ProbeRun, judge
+from harness.wheel import ElfFacts, Release, WheelInfo
 
 GOOD_TAGS = "cp39-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64"
 FACTS_311 = {"version": "3.11.2", "version_info": [3, 11, 2], "implementation": "cpython",
@@ -44,6 +46,39 @@ def observed(step: str, **data: Any) -> dict[str, Any]:
     return {"event": "observed", "step": step, **data}
 
 
+def release_of(*wheels: WheelInfo, sdist: Path | None = None) -> Release:
+    """A release set of these (fake) wheels, as the harness reads one."""
+    dists = tuple(d for w in wheels if isinstance(d := release.classify(w.path), release.Dist))
+    sdists = tuple(d for d in [release.classify(sdist)] if isinstance(d, release.Dist)
+                   ) if sdist else ()
+    files = release.ReleaseSet(distribution=dists[0].name, version=dists[0].version,
+                               wheels=dists, sdists=sdists, ignored=())
+    return Release(files=files, wheels=wheels)
+
+
+def install_observation(installed: WheelInfo, *staged: WheelInfo) -> dict[str, Any]:
+    """The probe's install observation: ``installed`` picked from ``staged`` (default: a set
+    of that wheel alone), proven by its RECORD."""
+    files = {w.filename: w.sha256 for w in (staged or (installed,))}
+    return observed("install", returncode=0, output="Installed 1 package", staged=files,
+                    installed={"file": installed.filename, "sha256": installed.sha256},
+                    matches=[installed.filename], seconds=0.1)
+
+
+def for_wheel(events: list[dict[str, Any]], wheel: WheelInfo) -> list[dict[str, Any]]:
+    """The stream with the default install observation naming ``wheel`` instead."""
+    default = install_observation(make_wheel())
+    return [install_observation(wheel) if e == default else e for e in events]
+
+
+def judge_one(events: list[dict[str, Any]], wheel: WheelInfo | None = None,
+              package: Package | None = None, cell_id: str = "c", **kw: Any) -> CellResult:
+    """Judge a stream for a release set of one wheel (default: the good fake wheel)."""
+    wheel = wheel or make_wheel()
+    return judge(ProbeRun(events=tuple(for_wheel(events, wheel)), **kw), cell_id=cell_id,
+                 kind="venv", release=release_of(wheel), package=package or PACKAGE)
+
+
 GMP_IN_WHEEL = "/v/site-packages/q_kangaroo.libs/libgmp-1a2b3c4d.so.10"
 SITE = "/v/site-packages"
 
@@ -56,8 +91,7 @@ def good_observations() -> dict[str, dict[str, Any]]:
         "sterility": observed("sterility", evidence={"gmp": {
             "find_library": None, "ldconfig": [], "dlopen": [], "files": []}}, env_set=[]),
         "venv": observed("venv", returncode=0, output=""),
-        "install": observed("install", returncode=0, output="Installed 1 package",
-                            wheel_sha256="0" * 64),
+        "install": install_observation(make_wheel()),
         "import": observed("import", exception=None, file=init,
                            modules={"q_kangaroo": init, "q_kangaroo._q_kangaroo": ext},
                            site_packages=[SITE], in_record=[init, ext],

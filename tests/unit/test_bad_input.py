@@ -22,7 +22,7 @@ import yaml
 from harness import cli, report
 from harness.cells import Cell
 from tests.conftest import default_matrix_data
-from tests.unit.conftest import make_wheel
+from tests.unit.conftest import make_wheel, release_of
 from tests.unit.test_runner import FakeEnvironment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,7 +127,8 @@ def big_run(n: int = 300) -> tuple[report.RunInfo, list[Any]]:
                           checks=(CheckResult(name="x", status=CheckStatus.PASS,
                                               detail="y" * 300),))
                for i in range(n)]
-    info = report.RunInfo(run_id="r", matrix="m", wheel=make_wheel(), started=0, finished=1,
+    info = report.RunInfo(run_id="r", matrix="m", release=release_of(make_wheel()),
+                          started=0, finished=1,
                           interrupted=False, exit_code=0, selected=())
     return info, results
 

@@ -46,31 +46,47 @@ def test_directory_without_a_matching_wheel(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "other-1.0-py3-none-any.whl").write_text("")
     assert cli.main([str(tmp_path)]) == 2
-    assert "no wheel of q_kangaroo" in one_error_line(capsys)
+    assert "no wheel or sdist of q_kangaroo" in one_error_line(capsys)
 
 
-def test_directory_with_two_candidates_asks_for_one(tmp_path: Path,
+def test_a_release_of_only_an_sdist_asks_for_wheels(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    for tag in ("cp311-cp311-manylinux_2_17_x86_64", "cp312-cp312-manylinux_2_17_x86_64"):
-        (tmp_path / f"q_kangaroo-1.0.0-{tag}.whl").write_text("")
+    (tmp_path / "q_kangaroo-1.0.0.tar.gz").write_text("")
     assert cli.main([str(tmp_path)]) == 2
-    assert "pass one file" in one_error_line(capsys)
+    assert "no wheel of q_kangaroo 1.0.0 (only q_kangaroo-1.0.0.tar.gz)" in \
+        one_error_line(capsys)
 
 
-def test_a_release_directory_picks_the_wheel_the_matrix_requires(tmp_path: Path) -> None:
+def test_a_release_directory_is_one_version_of_the_package_others_ignored(
+        tmp_path: Path) -> None:
     from harness import matrix, wheel
 
     package = matrix.load(cli.DEFAULT_MATRIX).package
     names = ["q_kangaroo-0.9.0-cp39-abi3-manylinux_2_17_x86_64.whl",
              "q_kangaroo-1.0.0-cp39-abi3-win_amd64.whl",
-             "q_kangaroo-1.0.0-cp39-abi3-macosx_11_0_arm64.whl",
              "q_kangaroo-1.0.0-cp39-abi3-musllinux_1_2_x86_64.whl",
-             "q_kangaroo-1.0.0-cp39-abi3-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
              "q_kangaroo-1.0.0-cp39-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-             "other-1.0.0-py3-none-any.whl"]
+             "q_kangaroo-1.1.0rc1-cp39-abi3-manylinux_2_17_x86_64.whl",
+             "q_kangaroo-1.0.0.tar.gz", "other-1.0.0-py3-none-any.whl", "notes.txt"]
     for name in names:
         (tmp_path / name).write_text("")
-    assert wheel.resolve(tmp_path, package).name == names[5]
+    found = wheel.resolve([tmp_path], package)
+    assert str(found.version) == "1.0.0"
+    assert [d.filename for d in found.wheels] == sorted(names[1:4])
+    assert [d.filename for d in found.sdists] == ["q_kangaroo-1.0.0.tar.gz"]
+    assert sorted(i.path.name for i in found.ignored) == sorted(
+        [names[0], names[4], "other-1.0.0-py3-none-any.whl", "notes.txt"])
+    assert str(wheel.resolve([tmp_path], package, prereleases=True).version) == "1.1.0rc1"
+    assert len(wheel.resolve([tmp_path], package, version="0.9.0").wheels) == 1
+    files = [tmp_path / names[2], tmp_path / names[3]]
+    assert [d.filename for d in wheel.resolve(files, package).wheels] == sorted(names[2:4])
+
+
+def test_the_release_version_must_exist(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "q_kangaroo-1.0.0-cp39-abi3-manylinux_2_17_x86_64.whl").write_text("")
+    assert cli.main([str(tmp_path), "--version", "2.0"]) == 2
+    assert "no file of version 2.0; available: 1.0.0" in one_error_line(capsys)
 
 
 def r(v: Verdict) -> CellResult:
@@ -89,6 +105,19 @@ def r(v: Verdict) -> CellResult:
 def test_exit_codes(verdicts: list[Verdict], code: int) -> None:
     assert cli.exit_code([r(v) for v in verdicts], interrupted=False) == code
     assert cli.exit_code([r(v) for v in verdicts], interrupted=True) == 130
+
+
+@pytest.mark.parametrize(("verdicts", "blocker", "warning"), [
+    ([Verdict.PASS, Verdict.UNCOVERED], 1, 0),
+    ([Verdict.UNCOVERED], 1, 0),
+    ([Verdict.FAIL, Verdict.UNCOVERED], 1, 1),
+    ([Verdict.ERROR, Verdict.UNCOVERED], 2, 2),
+])
+def test_uncovered_cells_block_only_by_policy(verdicts: list[Verdict], blocker: int,
+                                              warning: int) -> None:
+    results = [r(v) for v in verdicts]
+    assert cli.exit_code(results, interrupted=False, uncovered_blocks=True) == blocker
+    assert cli.exit_code(results, interrupted=False, uncovered_blocks=False) == warning
 
 
 def test_unwritable_report_dir_is_refused_before_running(

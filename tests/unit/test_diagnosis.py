@@ -9,9 +9,9 @@ import pytest
 
 from harness.checks import CheckResult, CheckStatus
 from harness.diagnosis import explain
-from harness.verdict import ProbeRun, Verdict, judge
+from harness.verdict import Verdict
 from harness.wheel import WheelInfo
-from tests.unit.conftest import FACTS_311, PACKAGE, make_wheel, passing_events
+from tests.unit.conftest import FACTS_311, PACKAGE, judge_one, make_wheel, passing_events
 
 
 def diagnose(name: str, wheel: WheelInfo | None = None, facts: dict[str, Any] | None = None,
@@ -19,8 +19,7 @@ def diagnose(name: str, wheel: WheelInfo | None = None, facts: dict[str, Any] | 
     """The diagnosis of a cell whose check ``name`` failed with this detail and data (else
     as the host judged it)."""
     wheel = wheel or make_wheel()
-    cell = judge(ProbeRun(events=tuple(passing_events(facts))), cell_id="c", kind="venv",
-                 wheel=wheel, package=PACKAGE)
+    cell = judge_one(passing_events(facts), wheel)
     if detail is None:
         return explain(cell, wheel, PACKAGE).diagnosis
     failed = CheckResult(name=name, status=CheckStatus.FAIL, detail=detail, data=data)

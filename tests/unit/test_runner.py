@@ -17,7 +17,7 @@ from harness.errors import InfrastructureError
 from harness.runner import RunContext, run_all
 from harness.stop import StopSignals
 from harness.verdict import ProbeRun, Verdict
-from tests.unit.conftest import PACKAGE, make_wheel, passing_events
+from tests.unit.conftest import PACKAGE, make_wheel, passing_events, release_of
 
 
 class FakeEnvironment(CellEnvironment):
@@ -58,7 +58,7 @@ def cells(n: int) -> list[Cell]:
 
 
 def context(tmp_path: Path) -> RunContext:
-    return RunContext(run_id="r", root=tmp_path, wheel=make_wheel(), package=PACKAGE)
+    return RunContext(run_id="r", root=tmp_path, release=release_of(make_wheel()), package=PACKAGE)
 
 
 def test_bound_is_respected_and_every_environment_is_closed(tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_stop_signals_abort_running_cells_and_keep_finished_results(
         tmp_path: Path, signum: int) -> None:
     FakeEnvironment.log = []
     stop = StopSignals().install()
-    ctx = RunContext(run_id="r", root=tmp_path, wheel=make_wheel(), package=PACKAGE,
+    ctx = RunContext(run_id="r", root=tmp_path, release=release_of(make_wheel()), package=PACKAGE,
                      interrupted=stop.event)
 
     def factory(cell: Cell) -> CellEnvironment:

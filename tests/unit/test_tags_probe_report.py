@@ -15,14 +15,16 @@ from typing import Any
 from packaging.tags import parse_tag
 
 from harness import checks, probe, report, tags
-from harness.verdict import ProbeRun, Verdict, judge
+from harness.verdict import Verdict
 from tests.unit.conftest import (
     FACTS_311,
     P20,
     PACKAGE,
+    judge_one,
     make_wheel,
     observed,
     passing_events,
+    release_of,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,13 +94,12 @@ def test_probe_runs_on_its_own_from_source_and_reports_events(tmp_path: object) 
 
 
 def test_json_and_junit_reports(tmp_path: object) -> None:
-    good = judge(ProbeRun(events=tuple(passing_events())), cell_id="a", kind="venv",
-                 wheel=make_wheel(), package=PACKAGE)
+    good = judge_one(passing_events(), cell_id="a")
     bad_events = passing_events(**{"import": observed("import", exception={
         "type": "ImportError", "message": "boom", "traceback": ""})})
-    bad = judge(ProbeRun(events=tuple(bad_events)), cell_id="b", kind="venv",
-                wheel=make_wheel(), package=PACKAGE)
-    info = report.RunInfo(run_id="r", matrix="m.yaml", wheel=make_wheel(), started=0.0,
+    bad = judge_one(bad_events, cell_id="b")
+    info = report.RunInfo(run_id="r", matrix="m.yaml", release=release_of(make_wheel()),
+                          started=0.0,
                           finished=1.0, interrupted=False, exit_code=1, selected=("a", "b"))
     paths = report.write(Path(str(tmp_path)), info, [good, bad])
     data = json.loads(paths["json"].read_text())
@@ -170,10 +171,10 @@ def test_junit_text_is_always_well_formed_and_a_bad_cell_never_green(tmp_path: P
     assert report.xml_text(nasty) == "a\ufffdb\ufffd[2Jc\ufffdd"
     forged = [*passing_events(), observed("import", exception={
         "type": "ImportError", "message": nasty, "traceback": ""})]
-    cell = judge(ProbeRun(events=tuple(forged)), cell_id="f", kind="venv", wheel=make_wheel(),
-                 package=PACKAGE)
+    cell = judge_one(forged, cell_id="f")
     assert cell.verdict is Verdict.ERROR
-    info = report.RunInfo(run_id="r", matrix="m", wheel=make_wheel(), started=0, finished=1,
+    info = report.RunInfo(run_id="r", matrix="m", release=release_of(make_wheel()),
+                          started=0, finished=1,
                           interrupted=False, exit_code=2, selected=("f",))
     paths = report.write(tmp_path, info, [cell])
     suite = ET.parse(paths["junit"]).getroot()[0]

@@ -9,17 +9,21 @@ import pytest
 
 from harness.checks import CheckStatus
 from harness.matrix import Package
-from harness.verdict import ProbeRun, Verdict, judge
+from harness.verdict import Verdict
 from harness.wheel import Audit, WheelInfo
-from tests.unit.conftest import FACTS_311, make_wheel, observed, passing_events
+from tests.unit.conftest import (
+    FACTS_311,
+    install_observation,
+    judge_one,
+    make_wheel,
+    observed,
+    passing_events,
+)
 
 
 def run(events: list[dict[str, Any]], wheel: WheelInfo | None = None, pkg: Package | None = None,
         **kw: Any) -> Any:
-    from tests.unit.conftest import PACKAGE
-
-    return judge(ProbeRun(events=tuple(events), **kw), cell_id="c", kind="venv",
-                 wheel=wheel or make_wheel(), package=pkg or PACKAGE)
+    return judge_one(events, wheel, pkg, **kw)
 
 
 def until_started(step: str, *then: dict[str, Any]) -> list[dict[str, Any]]:
@@ -132,10 +136,10 @@ def test_a_venv_that_cannot_be_made_is_an_error() -> None:
 
 def test_installing_another_file_than_the_wheel_under_test_is_an_error() -> None:
     wheel = make_wheel()
-    other = observed("install", returncode=0, output="", wheel_sha256="f" * 64)
+    other = {**install_observation(wheel), "staged": {wheel.filename: "f" * 64}}
     result = run(passing_events(install=other), wheel=wheel)
     assert result.verdict is Verdict.ERROR
-    assert "different wheel file" in result.reason
+    assert "other wheel files than the release set's" in result.reason
     assert run(passing_events(), wheel=wheel).verdict is Verdict.PASS
 
 
