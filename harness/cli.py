@@ -134,9 +134,8 @@ def exit_code(results: Sequence[CellResult], interrupted: bool,
               uncovered_blocks: bool = True) -> int:
     """0 all PASS; 1 a wheel or environment verdict (or an UNCOVERED cell when that blocks);
     2 could not judge; 130 interrupted."""
-    verdicts = {r.verdict for r in results}
-    if not uncovered_blocks:
-        verdicts.discard(Verdict.UNCOVERED)
+    verdicts = {r.verdict for r in results if not (  # uncovered, and that does not block:
+        r.verdict is Verdict.UNCOVERED and (not uncovered_blocks or (r.pick and r.pick.excluded)))}
     if interrupted:
         return EXIT_INTERRUPTED
     if Verdict.FAIL in verdicts:
@@ -145,7 +144,7 @@ def exit_code(results: Sequence[CellResult], interrupted: bool,
         return EXIT_INPUT
     if verdicts - {Verdict.PASS}:
         return EXIT_FAIL
-    return EXIT_PASS if results else EXIT_INPUT
+    return EXIT_PASS if results else EXIT_INPUT  # no cell ran: nothing was judged
 
 
 def check_wheel_fits(info: wheel.WheelInfo) -> None:

@@ -193,6 +193,12 @@ def _cell_issues(release: ReleaseSet, audit: AuditReport, cells: Sequence[Mappin
     hashes: dict[str, str] = {}
     issues: list[Issue] = []
     for cell, t in zip(cells, tested, strict=True):
+        if t.file is None and (cell.get("pick") or {}).get("excluded"):
+            issues.append(_graded(policy, "cell", "outside-requires-python", "(release)",
+                                  f"{t.cell}: {cell['pick']['fallback']}",
+                                  "drop the cell from matrix.yaml, or widen Requires-Python "
+                                  "and build a wheel for it", (t.cell,)))
+            continue
         if t.file is None:
             fallback = (cell.get("pick") or {}).get("fallback") or cell.get("reason", "")
             issues.append(_graded(policy, "cell", "uncovered", "(release)",

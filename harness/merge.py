@@ -143,7 +143,8 @@ def merged(reports: Sequence[Report]) -> tuple[Report, list[CellResult]]:
         "seconds": round(max(float(r.get("seconds") or 0) for r in reports), 3),
         "interrupted": interrupted,
         # a shard stopped early reports fewer cells: that is an interrupted whole
-        "exit_code": exit_code(results, interrupted or bool(missing)),
+        "exit_code": exit_code(results, interrupted or bool(missing), uncovered_blocks=(
+            (first.get("release") or {}).get("uncovered", "blocker") == "blocker")),
         "summary": summarize(results),
         "selected": list(first["all_cells"]),
         "shard": "1/1",

@@ -25,7 +25,7 @@ DEFAULT_POLICY: Mapping[str, Level] = MappingProxyType({
     # static audit (harness.audit)
     "filename-invalid": "blocker",
     "metadata-missing": "blocker",
-    "metadata-invalid": "blocker",
+    "metadata-invalid": "warning",  # strict rules the index itself accepts (2.1 + License-File)
     "metadata-name-mismatch": "blocker",
     "metadata-version-mismatch": "blocker",
     "wheel-tags-mismatch": "blocker",
@@ -60,6 +60,7 @@ DEFAULT_POLICY: Mapping[str, Level] = MappingProxyType({
     "bundled-never-mapped": "warning",
     "wheel-untested": "warning",
     "uncovered": "blocker",
+    "outside-requires-python": "warning",  # the release does not claim that Python at all
 })
 _CONTENTS_CODE = re.compile(r"^contents-W\d{3}$")
 

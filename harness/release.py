@@ -74,6 +74,7 @@ class ReleaseSet:
     wheels: tuple[Dist, ...]
     sdists: tuple[Dist, ...]
     ignored: tuple[Ignored, ...]
+    requires_python: str = ""  # the release's Requires-Python ("" when it names none)
 
     @property
     def sdist(self) -> Dist | None:
@@ -104,6 +105,7 @@ class Pick:
     wheel: Dist | None  # the wheel pip would install; None: no wheel fits (uncovered)
     tag: Tag | None  # the supported tag by which that wheel matched (the best one)
     fallback: str  # uncovered: what a user there gets instead; "" when covered
+    excluded: str = ""  # the Requires-Python that leaves this cell's Python out of the release
 
     @property
     def covered(self) -> bool:
@@ -194,12 +196,49 @@ def collect(paths: Sequence[Path], distribution: str, *, version: str | None = N
     return ReleaseSet(distribution=want, version=chosen,
                       wheels=tuple(d for d in mine if d.kind == "wheel"),
                       sdists=tuple(d for d in mine if d.kind == "sdist"),
-                      ignored=tuple(sorted(ignored, key=lambda i: i.path.name)))
+                      ignored=tuple(sorted(ignored, key=lambda i: i.path.name)),
+                      requires_python=_requires_python(mine))
+
+
+def _requires_python(files: Sequence[Dist]) -> str:
+    """Requires-Python from the first readable wheel's METADATA, else the sdist's PKG-INFO."""
+    for dist in files:
+        if dist.kind == "wheel":
+            try:
+                with zipfile.ZipFile(dist.path) as zf:
+                    name = next((n for n in zf.namelist()
+                                 if n.endswith(".dist-info/METADATA")), None)
+                    if name is None:
+                        continue
+                    meta = BytesHeaderParser().parsebytes(zf.read(name))
+            except (OSError, zipfile.BadZipFile):
+                continue
+            return str(meta.get("Requires-Python") or "")
+    sdist = next((d for d in files if d.kind == "sdist"), None)
+    return read_sdist(sdist.path).pkg_info.get("Requires-Python", "") if sdist else ""
+
+
+def outside(release: ReleaseSet, facts: Mapping[str, Any]) -> str:
+    """The release's Requires-Python when it leaves the cell's Python out, else ""."""
+    python = ".".join(str(x) for x in facts.get("version_info", [])[:3])
+    try:
+        spec = SpecifierSet(release.requires_python)
+    except InvalidSpecifier:
+        return ""
+    return release.requires_python if release.requires_python and python and \
+        python not in spec else ""
 
 
 def pick(release: ReleaseSet, facts: Mapping[str, Any]) -> Pick:
     """The wheel a cell whose interpreter reported ``facts`` would install: the one whose best
-    tag comes first in the interpreter's supported tags, then the highest build tag (pip)."""
+    tag comes first in the interpreter's supported tags, then the highest build tag (pip).
+    A Python the release's Requires-Python leaves out gets none: pip skips the release."""
+    excluded = outside(release, facts)
+    if excluded:
+        return Pick(wheel=None, tag=None, excluded=excluded, fallback=(
+            f"{tags.describe(facts)} is outside the release (Requires-Python {excluded}): "
+            f"pip there skips {release.distribution} {release.version} and takes an older "
+            "release, if any; not a promise of this one"))
     priority: dict[Tag, int] = {}
     for index, tag in enumerate(tags.supported(facts)):
         priority.setdefault(tag, index)
@@ -254,16 +293,6 @@ def fallback(release: ReleaseSet, facts: Mapping[str, Any]) -> str:
         return (f"no wheel fits {where} and the release has no sdist: `pip install "
                 f"{release.distribution}=={release.version}` fails there")
     contents = read_sdist(sdist.path)
-    requires_python = contents.pkg_info.get("Requires-Python", "")
-    python = ".".join(str(x) for x in facts.get("version_info", [])[:3])
-    try:
-        excluded = bool(requires_python and python
-                        and python not in SpecifierSet(requires_python))
-    except InvalidSpecifier:
-        excluded = False
-    if excluded:
-        return (f"no wheel fits {where}, and the sdist {sdist.filename} requires Python "
-                f"{requires_python}: the install fails there")
     return (f"no wheel fits {where}: pip builds the sdist {sdist.filename} from source; "
             + build_needs(contents))
 

@@ -41,6 +41,7 @@ class Predicted:
     sha256: str | None
     tag: str | None
     fallback: str  # uncovered: what a user there gets instead; "" when covered
+    excluded: str = ""  # the Requires-Python that leaves the cell's Python out of the release
 
     @property
     def covered(self) -> bool:
@@ -247,7 +248,8 @@ def combine(run: ProbeRun, stream: EventStream, results: Sequence[CheckResult],
 def predicted(release: Release, chosen: Pick) -> Predicted:
     """pip's pick for a cell, as the reports say it."""
     if chosen.wheel is None:
-        return Predicted(file=None, sha256=None, tag=None, fallback=chosen.fallback)
+        return Predicted(file=None, sha256=None, tag=None, fallback=chosen.fallback,
+                         excluded=chosen.excluded)
     return Predicted(file=chosen.wheel.filename, sha256=release.info(chosen.wheel).sha256,
                      tag=str(chosen.tag), fallback="")
 

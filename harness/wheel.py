@@ -162,7 +162,7 @@ def inspect(path: Path) -> WheelInfo:
         raise InputError(f"{path}: not a wheel file name ({exc}); pass a .whl") from exc
     try:
         with zipfile.ZipFile(path) as zf:
-            files = tuple(zf.namelist())
+            files = tuple(n for n in zf.namelist() if not n.endswith("/"))  # no dir entries
             meta_name = next((f for f in files if f.endswith(".dist-info/METADATA")), None)
             if meta_name is None:
                 raise InputError(f"{path}: no .dist-info/METADATA inside; not a built wheel")

@@ -123,7 +123,24 @@ def test_sdist_excluded_by_requires_python(tmp_path: Path) -> None:
     (tmp_path / CP313).write_bytes(b"")
     write_sdist(tmp_path / "q_kangaroo-1.0.0.tar.gz", requires_python=">=3.10")
     rs = release.collect([tmp_path], "q_kangaroo")
-    assert "requires Python >=3.10" in release.pick(rs, facts(9)).fallback
+    outside = release.pick(rs, facts(9))  # pip skips the whole release there
+    assert not outside.covered and outside.excluded == ">=3.10"
+    assert "outside the release (Requires-Python >=3.10)" in outside.fallback
+    assert release.pick(rs, facts(13)).covered
+
+
+def test_exit_code_an_uncovered_cell_outside_requires_python_never_blocks() -> None:
+    from harness.cli import exit_code
+    from harness.verdict import CellResult, Predicted, Verdict
+
+    def cell(excluded: str) -> CellResult:
+        return CellResult(cell_id=f"c{excluded}", kind="venv", verdict=Verdict.UNCOVERED,
+                          reason="", checks=(), pick=Predicted(
+                              file=None, sha256=None, tag=None, fallback="",
+                              excluded=excluded))
+    assert exit_code([cell(">=3.11")], False) == 0
+    assert exit_code([cell("")], False) == 1
+    assert exit_code([cell("")], False, uncovered_blocks=False) == 0
 
 
 def test_pure_backend_needs_no_compiler(tmp_path: Path) -> None:
