@@ -2,21 +2,59 @@
 
 from __future__ import annotations
 
+import ast
+import base64
 import json
 import threading
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import probe
+from harness import probe, probe_native
 from harness.cells import Cell
 from harness.matrix import Package
 from harness.verdict import ProbeRun
 from harness.wheel import WheelInfo
 
-PROBE_SOURCE = Path(probe.__file__).read_text(encoding="utf-8")
+
+def _lines_without(source: str, drop: Callable[[ast.stmt], bool]) -> list[str]:
+    """The source's lines minus those of the top-level statements ``drop`` picks."""
+    lines = source.splitlines(keepends=True)
+    for node in reversed(ast.parse(source).body):
+        if drop(node):
+            del lines[node.lineno - 1:node.end_lineno]
+    return lines
+
+
+def _imports_from(module: str) -> Callable[[ast.stmt], bool]:
+    return lambda node: isinstance(node, ast.ImportFrom) and node.module == module
+
+
+def probe_source() -> str:
+    """The one program every cell runs (venv, container, host): probe.py with
+    probe_native.py spliced in place of its ``from harness.probe_native import ...``
+    (probe_native's own ``from __future__`` line dropped: probe.py's comes first)."""
+    native = "".join(_lines_without(Path(probe_native.__file__).read_text(encoding="utf-8"),
+                                    _imports_from("__future__")))
+    own = Path(probe.__file__).read_text(encoding="utf-8")
+    lines = own.splitlines(keepends=True)
+    splice = [n for n in ast.parse(own).body if _imports_from("harness.probe_native")(n)]
+    if len(splice) != 1:
+        raise RuntimeError("probe.py must import from harness.probe_native exactly once")
+    node = splice[0]
+    return "".join(lines[:node.lineno - 1] + [native] + lines[node.end_lineno:])
+
+
+def pack(source: str) -> str:
+    """The source compressed into the ``zlib:`` form probe.BOOTSTRAP also runs (short
+    enough for Windows' 32767-character command line)."""
+    return "zlib:" + base64.b64encode(zlib.compress(source.encode("utf-8"), 9)).decode("ascii")
+
+
+PROBE_SOURCE = probe_source()
 CELL_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
@@ -52,10 +90,12 @@ class ProbeSpec:
             },
         })
 
-    def argv(self, python: str, **where: str | int) -> list[str]:
-        """``python -I -c BOOTSTRAP SOURCE SPEC``: nothing needed on the target's disk."""
+    def argv(self, python: str, *, packed: bool = False, **where: str | int) -> list[str]:
+        """``python -I -c BOOTSTRAP SOURCE SPEC``: nothing needed on the target's disk
+        (``packed``: the source compressed, for Windows)."""
         # -S: the base interpreter's own site-packages (and .pth files) play no part
-        return [python, "-I", "-S", "-c", probe.BOOTSTRAP, PROBE_SOURCE,
+        source = pack(PROBE_SOURCE) if packed else PROBE_SOURCE
+        return [python, "-I", "-S", "-c", probe.BOOTSTRAP, source,
                 self.to_json(**where)]  # type: ignore[arg-type]
 
 
