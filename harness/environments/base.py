@@ -45,7 +45,7 @@ def probe_source() -> str:
     if len(splice) != 1:
         raise RuntimeError("probe.py must import from harness.probe_native exactly once")
     node = splice[0]
-    return "".join(lines[:node.lineno - 1] + [native] + lines[node.end_lineno:])
+    return "".join([*lines[:node.lineno - 1], native, *lines[node.end_lineno:]])
 
 
 def pack(source: str) -> str:
