@@ -90,6 +90,7 @@ def interpreter_facts() -> dict[str, object]:
         "libc": libc + (" " + libc_version if libc_version else ""),
         "sys_platform": sys.platform,
         "mac_version": platform.mac_ver()[0],
+        "sysconfig_platform": sysconfig.get_platform(),
         "uid": os.getuid() if hasattr(os, "getuid") else None,
         "cwd": os.getcwd(),
     }
