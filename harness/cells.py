@@ -21,11 +21,12 @@ class Cell:
     """One environment the wheel is tested in."""
 
     id: str
-    kind: Literal["venv", "container"]
+    kind: Literal["venv", "container", "host"]
     python: str | None
     image: str | None
     timeout: float
     aliases: tuple[str, ...] = ()
+    system: str | None = None  # host cells: the system they must run on (windows, macos)
 
     def matches(self, pattern: str) -> bool:
         """fnmatch against the id and the aliases (e.g. ``py3.9-*``)."""
@@ -37,7 +38,7 @@ def _slug(text: str) -> str:
 
 
 def expand(matrix: Matrix) -> list[Cell]:
-    """All cells of the matrix, venvs first, in file order."""
+    """All cells of the matrix: venvs, containers, hosts, each in file order."""
     _finite_timeouts(matrix)
     cells: list[Cell] = []
     explicit: set[str] = set()  # ids written in the matrix (not derived)
@@ -57,6 +58,18 @@ def expand(matrix: Matrix) -> list[Cell]:
         cells.append(Cell(id=c.id or f"docker-{_slug(c.image)}", kind="container",
                           python=c.python, image=c.image,
                           timeout=c.timeout or matrix.timeout, aliases=aliases))
+    for h in matrix.hosts:
+        version = h.python if _VERSION.match(h.python) else None
+        for system in h.os:
+            if h.id:
+                cid = h.id if len(h.os) == 1 else f"{h.id}-{system}"
+                explicit.add(cid)
+            else:
+                name = f"py{version}" if version else _slug(re.split(r"[\\/]", h.python)[-1])
+                cid = f"host-{system}-{name}"
+            cells.append(Cell(id=cid, kind="host", python=h.python, image=None,
+                              timeout=h.timeout or matrix.timeout, system=system,
+                              aliases=(f"py{version}-{system}",) if version else ()))
     ids = [c.id for c in cells]
     for cid in ids:
         if ids.count(cid) < 2:
@@ -77,6 +90,8 @@ def _finite_timeouts(matrix: Matrix) -> None:
                 for i, v in enumerate(matrix.venvs)]
     entries += [(f"environments.container[{i}].timeout", c.timeout)
                 for i, c in enumerate(matrix.containers)]
+    entries += [(f"environments.host[{i}].timeout", h.timeout)
+                for i, h in enumerate(matrix.hosts)]
     for key, value in entries:
         if value is not None and not math.isfinite(value):
             raise InputError(f"{matrix.path}: {key}: {value} is not a number of seconds; "

@@ -19,7 +19,7 @@ from packaging.version import InvalidVersion, Version
 
 from harness import tags
 from harness.matrix import Package
-from harness.probe import is_library
+from harness.probe_native import is_library
 from harness.release import Pick
 from harness.wheel import Release, WheelInfo
 
@@ -131,17 +131,26 @@ def tags_check(obs: Observation, ctx: Context) -> CheckResult:
 
 
 def sterility_problems(obs: Observation) -> list[str]:
-    """Why the environment is not provably clean, from the probe's sterility observation."""
+    """Why the environment is not provably clean, from the probe's sterility observation.
+
+    The evidence is each platform's: Linux's linker cache and dlopen; Windows' two DLL search
+    orders and PATH; macOS's dyld fallback path.  Files that only an absolute install name
+    reaches (macOS ``absolute_only``) are reported, not held against the cell: provenance
+    catches a load of them."""
     problems: list[str] = []
     for lib, ev in obs.get("evidence", {}).items():
-        if ev.get("find_library"):
-            problems.append(f"ctypes.util.find_library({lib!r}) = {ev['find_library']!r}")
+        found = ev.get("find_library")
+        problems += [f"ctypes.util.find_library({lib!r}) = {hit!r}"
+                     for hit in ([found] if isinstance(found, str) else found or [])]
         if ev.get("ldconfig"):
             problems.append(f"the linker cache lists {ev['ldconfig'][0].split(' => ')[-1]}")
         for hit in ev.get("dlopen", []):
-            problems.append(f"dlopen({hit['soname']}) succeeded "
+            how = hit.get("how", "dlopen")
+            problems.append(f"{how}({hit['soname']}) succeeded "
                             f"({', '.join(hit['paths']) or '?'})")
         problems += [f"{f} exists in a library search directory" for f in ev.get("files", [])]
+        problems += [f"PATH holds {d}, which has lib{lib} or belongs to a package manager"
+                     for d in ev.get("path_dirs", [])]
     if obs.get("preload"):
         problems.append(f"/etc/ld.so.preload preloads {' '.join(obs['preload'])}")
     problems += [f"environment variable {n} is set" for n in obs.get("env_set", [])]
@@ -261,7 +270,7 @@ def install(obs: Observation, ctx: Context) -> CheckResult:
 
 
 def _inside(path: str, dirs: list[str]) -> bool:
-    return any(path == d or path.startswith(d + "/") for d in dirs)
+    return any(path == d or path.startswith((d + "/", d + "\\")) for d in dirs)
 
 
 def _optional_dependency(load: Mapping[str, Any], import_name: str) -> str | None:
@@ -385,6 +394,9 @@ def declared(obs: Observation, ctx: Context) -> CheckResult:
 def provenance(obs: Observation, ctx: Context) -> CheckResult:
     """Every copy of a bundled library the package's processes mapped or loaded (by file
     name or SONAME) lies inside the installed wheel."""
+    if obs.get("mapped") is None and obs.get("error"):
+        return _result("provenance", CheckStatus.ERROR, "cannot list the modules the process "
+                       f"loaded: {obs['error']}", obs)
     if obs.get("mapped") is None:
         return _result("provenance", CheckStatus.SKIP, "no /proc/self/maps on this system", obs)
     mapped = list(obs["mapped"])

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from harness import tags
 from harness.checks import CheckResult, same_version
 from harness.matrix import Package
+from harness.probe_native import is_library
 from harness.verdict import CellResult, Diagnosis, Verdict
 from harness.wheel import WheelInfo
 
@@ -216,7 +217,82 @@ def _overflow(ctx: Context) -> Diagnosis:
                f"end to end, never through u64/i64. (Checked up to 2^{bits}.)")
 
 
+#: each platform's tool that bundles a wheel's native libraries into it
+REPAIR_TOOLS = {
+    "win32": ("delvewheel", "delvewheel repair --add-path C:\\msys64\\mingw64\\bin -w fixed "
+                            "WHEEL"),
+    "darwin": ("delocate", "delocate-wheel -w fixed -v WHEEL"),
+}
+_ABSOLUTE_PREFIXES = ("/opt/homebrew/", "/usr/local/", "/opt/local/", "/sw/")
+
+
+def _libs_dir(ctx: Context, platform: str) -> str:
+    """Where the platform's repair tool puts the bundled libraries."""
+    if platform == "win32":
+        return f"{ctx.package.distribution}.libs/"
+    return f"{ctx.package.import_name}/.dylibs/"
+
+
+def _shipped(ctx: Context) -> list[str]:
+    return [f for f in ctx.wheel.files for lib in ctx.package.bundled_libraries
+            if is_library(f, lib)]
+
+
+def _dll_missing(ctx: Context) -> Diagnosis:
+    """Windows: an extension's DLL was not found (the seed's pitfall 3 when not bundled)."""
+    tool, command = REPAIR_TOOLS["win32"]
+    shipped = _shipped(ctx)
+    module = ctx.match["module"] or "the extension"
+    if shipped:
+        return Diagnosis(
+            title="the bundled DLL is not on the DLL search path",
+            advice=f"The wheel ships {', '.join(shipped)} but importing {module} cannot find "
+                   "it: since Python 3.8 Windows looks for an extension's DLLs only next to "
+                   "it, in Python's directory, System32 and directories added with "
+                   f"os.add_dll_directory (not PATH). Repair with {tool}, which puts the DLLs "
+                   f"in {_libs_dir(ctx, 'win32')} and makes __init__.py add that directory: "
+                   f"`{command}`.")
+    libs = ", ".join(f"lib{lib}" for lib in ctx.package.bundled_libraries) or "a"
+    return Diagnosis(
+        title=f"{libs} DLL is not bundled into the wheel",
+        advice=f"Importing {module} fails because the DLL is not bundled; repair with "
+               f"{tool}: `{command}` (--add-path: the directory holding the DLL on the build "
+               f"machine), which copies it into {_libs_dir(ctx, 'win32')}. The usual cause is "
+               "the seed's pitfall 3: __init__.py calls os.add_dll_directory(os.environ["
+               "'MINGW_BIN']), a directory only the build machine has; remove that code once "
+               "the DLL is bundled.")
+
+
+def _dylib_missing(ctx: Context) -> Diagnosis:
+    """macOS: dyld could not load a library the extension names."""
+    tool, command = REPAIR_TOOLS["darwin"]
+    wanted, shipped = ctx.match["path"], _shipped(ctx)
+    if wanted.startswith(_ABSOLUTE_PREFIXES):
+        cause = (f"the extension names {wanted} by absolute path (Homebrew or MacPorts on the "
+                 "build machine), which users do not have")
+    elif shipped:
+        cause = (f"the wheel ships {', '.join(shipped)} but the extension's install name "
+                 f"{wanted} (or its rpath) does not lead there")
+    else:
+        cause = f"the extension needs {wanted} and the wheel carries no copy of it"
+    return Diagnosis(
+        title="a dylib is not bundled into the wheel",
+        advice=f"Import fails: {cause}. Repair with {tool}: `{command}` copies the "
+               f"libraries into {_libs_dir(ctx, 'darwin')} and rewrites the install names "
+               "(`delocate-listdeps --all WHEEL` lists what still points outside).")
+
+
 def _provenance(ctx: Context) -> Diagnosis:
+    platform = ctx.check.data.get("platform")
+    if platform in REPAIR_TOOLS:
+        tool, command = REPAIR_TOOLS[str(platform)]
+        return Diagnosis(
+            title="native library loaded from outside the wheel",
+            advice=f"{ctx.check.detail}. The package loaded a copy the machine happened to "
+                   "have (an MSYS2/MinGW or conda directory, Homebrew, an absolute install "
+                   f"name) instead of one bundled in the wheel. Repair with {tool} "
+                   f"(`{command}`) so the wheel carries the library in "
+                   f"{_libs_dir(ctx, str(platform))} and loads only that one.")
     return Diagnosis(
         title="native library loaded from outside the wheel",
         advice=f"{ctx.check.detail}. The extension found a system copy instead of the bundled "
@@ -239,14 +315,27 @@ def _glibc(ctx: Context) -> Diagnosis:
                "build --zig --compatibility manylinux2014`, and let the tag say the truth.")
 
 
+_UNCLEAN_WHERE = {
+    "win32": "A GMP DLL is reachable where the harness cannot remove it (Python's own "
+             "directory, System32, the Windows directory, or through find_library): delete "
+             "it there or use a clean runner. PATH was already scrubbed of MSYS2/MinGW, conda "
+             "and every directory holding the DLL.",
+    "darwin": "dyld finds the library by a bare name: /usr/local/lib is on its default "
+              "fallback path, and Intel Homebrew keeps libraries there. Run `brew uninstall "
+              "--ignore-dependencies gmp` on the runner first, or use an Apple-silicon runner "
+              "(Homebrew in /opt/homebrew, off dyld's default path).",
+    "linux": "Use an image whose libraries were scrubbed (images/), or a venv cell where the "
+             "harness can hide them (Linux mount namespace; as an ordinary user, "
+             "unprivileged user namespaces must be enabled).",
+}
+
+
 def _unclean(ctx: Context) -> Diagnosis:
+    where = _UNCLEAN_WHERE.get(str(ctx.check.data.get("platform")), _UNCLEAN_WHERE["linux"])
     return Diagnosis(
         title="environment not clean: nothing was proven",
         advice=f"{ctx.check.detail}. A wheel that forgot to bundle the library would pass "
-               "here, so this cell cannot vouch for the wheel. Use an image whose libraries "
-               "were scrubbed (images/), or a venv cell where the harness can hide them "
-               "(Linux mount namespace; as an ordinary user, unprivileged user namespaces "
-               "must be enabled).")
+               f"here, so this cell cannot vouch for the wheel. {where}")
 
 
 RULES: tuple[Rule, ...] = (
@@ -263,6 +352,10 @@ RULES: tuple[Rule, ...] = (
         r"(?P<soname>[^\s:'\"]*lib(?P<lib>[A-Za-z0-9_+]+?)(-[0-9a-f]+)?\.so[.0-9]*): cannot "
         r"open shared "
         r"object file"), explain=_not_bundled),
+    Rule(checks=("import",), pattern=re.compile(
+        r"DLL load failed(?: while importing (?P<module>[\w.]+))?"), explain=_dll_missing),
+    Rule(checks=("import",), pattern=re.compile(r"Library not loaded: '?(?P<path>[^\s'\"]+)"),
+         explain=_dylib_missing),
     Rule(checks=("import",), pattern=re.compile(
         r"does not define module export function \(PyInit_(?P<name>\w+)\)"), explain=_pyinit),
     Rule(checks=("import",), pattern=re.compile(r"GLIBC_(?P<ver>[0-9.]+)' not found"),

@@ -34,7 +34,7 @@ from harness import tags as tags_mod
 from harness.audit import AuditOptions, AuditReport, Finding, WheelFacts, audit_release
 from harness.errors import EXIT_FAIL, EXIT_INPUT, EXIT_PASS
 from harness.policy import ReleasePolicy
-from harness.probe import is_library
+from harness.probe_native import is_library
 from harness.release import Dist, ReleaseSet
 
 Source = Literal["audit", "cell", "cross-check", "coverage"]

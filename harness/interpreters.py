@@ -77,7 +77,7 @@ def _release(info: PythonInfo) -> bool:
 
 def find(spec: str) -> Interpreter:
     """Resolve '3.12' or '/path/to/python' to a working interpreter of that version."""
-    explicit = "/" in spec
+    explicit = "/" in spec or "\\" in spec  # a path (Windows' too), not a version
     info = get_interpreter(spec, env=_search_env(),
                            predicate=None if explicit else _release)
     exe = None if info is None else info.system_executable or info.executable  # a venv's base

@@ -12,7 +12,7 @@ import yaml
 
 from harness import policy
 from harness.errors import InputError
-from harness.schema import MATRIX_SCHEMA
+from harness.schema import HOST_SYSTEMS, MATRIX_SCHEMA
 
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_BUDGETS = {"import": 15.0, "check": 120.0}  # seconds per step (defaults.budgets)
@@ -95,6 +95,16 @@ class ContainerEntry:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HostEntry:
+    """An interpreter on a Windows or macOS machine: a fresh venv per cell there."""
+
+    python: str
+    os: tuple[str, ...] = HOST_SYSTEMS
+    id: str | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Matrix:
     """What to test and where."""
 
@@ -102,6 +112,7 @@ class Matrix:
     package: Package
     venvs: tuple[VenvEntry, ...] = ()
     containers: tuple[ContainerEntry, ...] = ()
+    hosts: tuple[HostEntry, ...] = ()
     timeout: float = DEFAULT_TIMEOUT
     jobs: int | None = None
     release: policy.ReleasePolicy = field(default_factory=policy.ReleasePolicy)  # prepublish
@@ -172,6 +183,8 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
         package=package,
         venvs=tuple(VenvEntry(**v) for v in envs.get("venv", ())),
         containers=tuple(ContainerEntry(**c) for c in envs.get("container", ())),
+        hosts=tuple(HostEntry(**{**h, "os": tuple(h.get("os", HOST_SYSTEMS))})
+                    for h in envs.get("host", ())),
         timeout=float(defaults.get("timeout", DEFAULT_TIMEOUT)),
         jobs=defaults.get("jobs"),
         release=policy.from_matrix(data.get("release")),

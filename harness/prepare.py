@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.cells import Cell
-from harness.environments import container, venv
+from harness.environments import container, host, venv
 from harness.environments.base import CellEnvironment, Log, Resources, Setup
 from harness.matrix import Package
 
 Preparer = Callable[[Setup, Sequence[Cell]], Resources]
-KINDS: Mapping[str, Preparer] = {"venv": venv.prepare, "container": container.prepare}
+KINDS: Mapping[str, Preparer] = {"venv": venv.prepare, "container": container.prepare,
+                                 "host": host.prepare}
 
 
 @dataclass(frozen=True, kw_only=True)

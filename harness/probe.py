@@ -32,8 +32,18 @@ import time
 import traceback
 from typing import Any
 
+from harness.probe_native import (  # sent as source: base.probe_source splices it in here
+    host_sterility,
+    is_library,
+    loaded_modules,
+    native_platform,
+    venv_interpreter,
+)
+
 MARKER = "@@probe "
-BOOTSTRAP = "import sys; exec(compile(sys.argv[1], '<probe>', 'exec'))"
+#: runs the source in argv[1]: plain, or ``zlib:`` + base64 (for Windows' short command line)
+BOOTSTRAP = ("import sys,zlib,base64;a=sys.argv[1];exec(compile(zlib.decompress(base64."
+             "b64decode(a[5:])).decode('utf-8') if a.startswith('zlib:') else a,'<probe>','exec'))")
 DEFAULT_LIB_DIRS = (
     "/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib", "/usr/local/lib64",
 )
@@ -50,14 +60,6 @@ def emit(event: str, **data: object) -> None:
 def observed(step: str, **data: object) -> None:
     """Report what one step found; the host judges it."""
     emit("observed", step=step, **data)
-
-
-def is_library(path: str, lib: str) -> bool:
-    """Whether a file name (or SONAME) names ``lib<lib>``: libgmp.so.10, libgmp-1a2b.so.10,
-    libgmp.so, libgmp.a; not libgmpxx.so.4.  The one library-name rule (host and probe)."""
-    name = os.path.basename(path)
-    stem = "lib" + lib
-    return name.startswith(stem) and name[len(stem):len(stem) + 1] in (".", "-", "")
 
 
 def _tail(text: str, lines: int = 25) -> str:
@@ -86,6 +88,9 @@ def interpreter_facts() -> dict[str, object]:
         "glibc": glibc.split()[-1] if glibc.startswith("glibc") else "",
         "musl": "" if glibc else musl_version(),
         "libc": libc + (" " + libc_version if libc_version else ""),
+        "sys_platform": sys.platform,
+        "mac_version": platform.mac_ver()[0],
+        "sysconfig_platform": sysconfig.get_platform(),
         "uid": os.getuid() if hasattr(os, "getuid") else None,
         "cwd": os.getcwd(),
     }
@@ -191,20 +196,6 @@ def _ldconfig_entries(lib: str) -> list[str]:
     return []
 
 
-def _mapped_paths() -> list[str]:
-    try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
-            lines = fh.read().splitlines()
-    except OSError:
-        return []
-    paths: list[str] = []
-    for ln in lines:
-        parts = ln.split(None, 5)
-        if len(parts) == 6 and parts[5].startswith("/") and parts[5] not in paths:
-            paths.append(parts[5])
-    return paths
-
-
 def _dlopen_attempts(lib: str) -> list[dict[str, Any]]:
     """Try to load the library the way an extension would; return what loaded."""
     loaded = []
@@ -213,7 +204,7 @@ def _dlopen_attempts(lib: str) -> list[dict[str, Any]]:
             ctypes.CDLL(soname)
         except OSError:
             continue
-        where = [p for p in _mapped_paths() if is_library(p, lib)]
+        where = [p for p in loaded_modules("linux") if is_library(p, lib)]
         loaded.append({"soname": soname, "paths": where})
     return loaded
 
@@ -221,6 +212,14 @@ def _dlopen_attempts(lib: str) -> list[dict[str, Any]]:
 def sterility(libraries: list[str], forbidden_env: list[str]) -> dict[str, Any]:
     """Every way the forbidden libraries could be found or loaded, and which forbidden
     variables are set: the evidence the host judges (all empty = clean)."""
+    plat = native_platform()
+    if plat != "linux":
+        return host_sterility(libraries, forbidden_env, plat)
+    return dict(linux_sterility(libraries, forbidden_env), platform=plat)
+
+
+def linux_sterility(libraries: list[str], forbidden_env: list[str]) -> dict[str, Any]:
+    """Linux: the linker cache, dlopen of every soname, the loader's directories, preloads."""
     evidence: dict[str, Any] = {}
     dirs = library_dirs()
     for lib in libraries:
@@ -444,7 +443,7 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
     observed("venv", returncode=rc, seconds=secs, output=_tail(out + err))
     if rc != 0:
         return 0  # nothing to install into
-    venv_python = os.path.join(venv_dir, "bin", "python")
+    venv_python = venv_interpreter(venv_dir)
 
     emit("started", step="install")
     result = install_from_set(spec, venv_dir, venv_python, use_uv, run_dir)
@@ -725,15 +724,21 @@ def observe_provenance(package: dict[str, Any]) -> None:
     and which of them the installed wheel's RECORD lists."""
     start = time.monotonic()
     emit("started", step="provenance")
-    if not os.path.exists("/proc/self/maps"):
+    plat = native_platform()
+    if plat == "linux" and not os.path.exists("/proc/self/maps"):
         observed("provenance", mapped=None, seconds=time.monotonic() - start)
         return
     record = _dist_files(package["distribution"])
-    mapped = _mapped_paths()
-    logged = _loader_log_paths()  # also what was unloaded again, or loaded by a subprocess
+    try:  # Linux: mapped files; Windows: the process's module list; macOS: dyld's images
+        mapped = loaded_modules(plat)
+    except OSError as exc:
+        observed("provenance", mapped=None, error=str(exc), seconds=time.monotonic() - start)
+        return
+    # also what was unloaded again, or loaded by a subprocess (glibc's loader log)
+    logged = _loader_log_paths() if plat == "linux" else []
     seen = mapped + [p for p in logged if p not in mapped]
     sonames = {p: elf_soname(p) for p in seen if ".so" in os.path.basename(p)}
-    observed("provenance", mapped=mapped, loader_log=logged,
+    observed("provenance", platform=plat, mapped=mapped, loader_log=logged,
              sonames={p: n for p, n in sonames.items() if n},
              in_record=sorted(p for p in seen if os.path.realpath(p) in record),
              seconds=time.monotonic() - start)

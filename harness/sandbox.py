@@ -21,7 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.probe import is_library, library_dirs
+from harness.probe import library_dirs
+from harness.probe_native import is_library
 
 # Positional args: MOUNT LDCONFIG EMPTY CACHE|- {LAYER DIR}... -- (--build-cache FILE | ARGV...)
 _SCRIPT = r"""

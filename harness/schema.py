@@ -119,6 +119,26 @@ RELEASE = {
     },
 }
 
+HOST_SYSTEMS = ("windows", "macos")  # the systems a host cell can run on
+
+HOST = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["python"],
+    "properties": {
+        "python": {**_STR, "description": "A version (3.12: found as for venv cells, on "
+                   "Windows also through the py launcher) or an interpreter path on that "
+                   "machine."},
+        "os": {"type": "array", "minItems": 1, "uniqueItems": True,
+               "items": {"enum": list(HOST_SYSTEMS)},
+               "description": "Systems to run on (default: windows and macos); each cell "
+                              "runs only on its own (a CI runner of that system)."},
+        "id": {**_ID, "description": "Cell id override (with several systems, -<os> is "
+               "appended)."},
+        "timeout": _TIMEOUT,
+    },
+}
+
 MATRIX_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "q_kangaroo smoke matrix",
@@ -139,6 +159,8 @@ MATRIX_SCHEMA: dict[str, Any] = {
             "properties": {
                 "venv": {"type": "array", "items": VENV},
                 "container": {"type": "array", "items": CONTAINER},
+                "host": {"type": "array", "items": HOST, "description": "A fresh venv on "
+                         "a Windows or macOS machine (the nightly runs them on its runners)."},
             },
         },
         "release": RELEASE,

@@ -19,8 +19,9 @@ from harness.cells import Cell
 from harness.errors import InputError
 from harness.matrix import Matrix
 
-# The GitHub-hosted runner each kind of cell needs (host cells run on the runner's own OS).
+# The GitHub-hosted runner each kind of cell needs; host cells, the runner of their system.
 RUNNER = {"venv": "ubuntu-latest", "container": "ubuntu-latest"}
+HOST_RUNNER = {"windows": "windows-latest", "macos": "macos-latest"}
 KIND_ORDER = ("venv", "container", "host")
 _SPEC = re.compile(r"^(?P<index>\d+)/(?P<count>\d+)$")
 
@@ -68,14 +69,21 @@ def matrix_digest(m: Matrix, cells: Sequence[Cell]) -> str:
     """sha256 over the matrix file and the whole (unsharded) selection of cells."""
     data = {"matrix": hashlib.sha256(m.path.read_bytes()).hexdigest(),
             "cells": [{"id": c.id, "kind": c.kind, "python": c.python, "image": c.image,
-                       "timeout": c.timeout} for c in cells]}
+                       "timeout": c.timeout, "system": c.system} for c in cells]}
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def runner(cell: Cell) -> str:
+    """The CI runner label a cell needs."""
+    if cell.kind == "host":
+        return HOST_RUNNER[cell.system or ""]
+    return RUNNER[cell.kind]
 
 
 def job_list(cells: Sequence[Cell]) -> list[dict[str, Any]]:
     """The cells as CI matrix entries; ``shard`` makes ``--shard`` run exactly that cell."""
     where = positions(cells, len(cells))
     return [{"id": c.id, "kind": c.kind, "image": c.image, "python": c.python,
-             "runner": RUNNER.get(c.kind, "ubuntu-latest"),
+             "system": c.system, "runner": runner(c),
              "shard": f"{where[c.id]}/{len(cells)}"} for c in cells]

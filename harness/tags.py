@@ -21,6 +21,7 @@ from packaging.tags import (
     compatible_tags,
     cpython_tags,
     generic_tags,
+    mac_platforms,
 )
 
 _LEGACY_GLIBC = {f"{name}_": tuple(version) for version, name in _LEGACY_MANYLINUX_MAP.items()}
@@ -86,6 +87,18 @@ def linux_platforms(facts: Mapping[str, Any]) -> list[str]:
     return [*libc, f"linux_{arch}"]
 
 
+def platforms(facts: Mapping[str, Any]) -> list[str]:
+    """The platform tags the cell accepts: Windows' one (win_amd64), macOS's walk
+    (packaging's ``mac_platforms`` from the cell's macOS version), else Linux's."""
+    system = facts.get("sys_platform")
+    if system == "win32":
+        return [re.sub(r"[.-]", "_", str(facts.get("sysconfig_platform", "")))]
+    if system == "darwin":
+        major, minor = (int(p) for p in (str(facts.get("mac_version")) + ".0").split(".")[:2])
+        return list(mac_platforms((major, minor), str(facts.get("machine"))))
+    return linux_platforms(facts)
+
+
 def _generic_abis(soabi: str) -> list[str]:
     """The ABI tag of a non-CPython interpreter from its SOABI (as packaging's _generic_abi):
     'pypy310-pp73-x86_64-linux-gnu' -> ['pypy310_pp73']."""
@@ -99,16 +112,16 @@ def _generic_abis(soabi: str) -> list[str]:
 def supported(facts: Mapping[str, Any]) -> list[Tag]:
     """All tags the interpreter described by ``facts`` accepts, in pip's preference order."""
     version = tuple(facts["version_info"][:2])
-    platforms = linux_platforms(facts)
+    accepted = platforms(facts)
     if facts.get("implementation") != "cpython":  # PyPy, GraalPy: as packaging.sys_tags
         impl = str(facts.get("implementation", ""))
         interpreter = INTERPRETER_SHORT_NAMES.get(impl, impl) + "".join(map(str, version))
         return [*generic_tags(interpreter, _generic_abis(str(facts.get("soabi") or "")),
-                              platforms),
-                *compatible_tags(version, interpreter, platforms)]
+                              accepted),
+                *compatible_tags(version, interpreter, accepted)]
     abi = "cp" + "".join(map(str, version)) + facts.get("abiflags", "")
-    return [*cpython_tags(version, [abi, "abi3", "none"], platforms),
-            *compatible_tags(version, "cp" + "".join(map(str, version)), platforms)]
+    return [*cpython_tags(version, [abi, "abi3", "none"], accepted),
+            *compatible_tags(version, "cp" + "".join(map(str, version)), accepted)]
 
 
 def compatible(wheel_tags: Iterable[Tag], facts: Mapping[str, Any]) -> bool:
@@ -121,5 +134,6 @@ def describe(facts: Mapping[str, Any]) -> str:
     impl = {"cpython": "CPython"}.get(facts.get("implementation", ""), facts.get(
         "implementation", "?"))
     libc = (f"glibc {facts['glibc']}" if facts.get("glibc") else
-            f"musl {musl_version(facts)}" if musl_version(facts) else "no glibc")
+            f"musl {musl_version(facts)}" if musl_version(facts) else
+            str(facts.get("sysconfig_platform") or "no glibc"))
     return f"{impl} {facts.get('version', '?')}, {libc}, {facts.get('machine', '?')}"

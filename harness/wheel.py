@@ -21,7 +21,7 @@ from packaging.version import Version
 from harness import release, tags
 from harness.errors import InputError
 from harness.matrix import Package
-from harness.probe import is_library
+from harness.probe_native import is_library
 
 
 @dataclass(frozen=True, kw_only=True)

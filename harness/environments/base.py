@@ -2,21 +2,61 @@
 
 from __future__ import annotations
 
+import ast
+import base64
 import json
 import threading
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
-from harness import probe
+from typing_extensions import Unpack
+
+from harness import probe, probe_native
 from harness.cells import Cell
 from harness.matrix import Package
 from harness.verdict import ProbeRun
 from harness.wheel import Release
 
-PROBE_SOURCE = Path(probe.__file__).read_text(encoding="utf-8")
+
+def _lines_without(source: str, drop: Callable[[ast.stmt], bool]) -> list[str]:
+    """The source's lines minus those of the top-level statements ``drop`` picks."""
+    lines = source.splitlines(keepends=True)
+    for node in reversed(ast.parse(source).body):
+        if drop(node):
+            del lines[node.lineno - 1:node.end_lineno]
+    return lines
+
+
+def _imports_from(module: str) -> Callable[[ast.stmt], bool]:
+    return lambda node: isinstance(node, ast.ImportFrom) and node.module == module
+
+
+def probe_source() -> str:
+    """The one program every cell runs (venv, container, host): probe.py with
+    probe_native.py spliced in place of its ``from harness.probe_native import ...``
+    (probe_native's own ``from __future__`` line dropped: probe.py's comes first)."""
+    native = "".join(_lines_without(Path(probe_native.__file__).read_text(encoding="utf-8"),
+                                    _imports_from("__future__")))
+    own = Path(probe.__file__).read_text(encoding="utf-8")
+    lines = own.splitlines(keepends=True)
+    splice = [n for n in ast.parse(own).body if _imports_from("harness.probe_native")(n)]
+    if len(splice) != 1:
+        raise RuntimeError("probe.py must import from harness.probe_native exactly once")
+    node = splice[0]
+    return "".join([*lines[:node.lineno - 1], native, *lines[node.end_lineno:]])
+
+
+def pack(source: str) -> str:
+    """The source compressed into the ``zlib:`` form probe.BOOTSTRAP also runs (short
+    enough for Windows' 32767-character command line)."""
+    return "zlib:" + base64.b64encode(zlib.compress(source.encode("utf-8"), 9)).decode("ascii")
+
+
+PROBE_SOURCE = probe_source()
 CELL_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
@@ -24,6 +64,17 @@ def cell_variables(home: str, tmp: str) -> dict[str, str]:
     """A cell's whole environment, built from nothing: no host variable reaches it."""
     return {"PATH": CELL_PATH, "HOME": home, "TMPDIR": tmp, "LANG": "C.UTF-8",
             "LC_ALL": "C.UTF-8"}
+
+
+class Where(TypedDict, total=False):
+    """Where things are for the probe, as the cell sees them (``ProbeSpec.to_json``)."""
+
+    wheel_dir: str
+    uv: str
+    workdir: str
+    linger: int
+    venv_made_by: str
+    dependencies: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,11 +115,13 @@ class ProbeSpec:
             },
         })
 
-    def argv(self, python: str, **where: str | int) -> list[str]:
-        """``python -I -c BOOTSTRAP SOURCE SPEC``: nothing needed on the target's disk."""
+    def argv(self, python: str, *, packed: bool = False, **where: Unpack[Where]) -> list[str]:
+        """``python -I -c BOOTSTRAP SOURCE SPEC``: nothing needed on the target's disk
+        (``packed``: the source compressed, for Windows)."""
         # -S: the base interpreter's own site-packages (and .pth files) play no part
-        return [python, "-I", "-S", "-c", probe.BOOTSTRAP, PROBE_SOURCE,
-                self.to_json(**where)]  # type: ignore[arg-type]
+        source = pack(PROBE_SOURCE) if packed else PROBE_SOURCE
+        return [python, "-I", "-S", "-c", probe.BOOTSTRAP, source,
+                self.to_json(**where)]
 
 
 def parse_events(stdout: str) -> tuple[dict[str, Any], ...]:

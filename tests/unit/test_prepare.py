@@ -10,12 +10,8 @@ import pytest
 
 from harness.cells import Cell
 from harness.environments.container import ContainerEnvironment, ContainerResources
-from harness.environments.venv import (
-    VenvEnvironment,
-    VenvResources,
-    make_virtualenv,
-    stdlib_venv_works,
-)
+from harness.environments.process import make_virtualenv, stdlib_venv_works
+from harness.environments.venv import VenvEnvironment, VenvResources
 from harness.errors import InfrastructureError
 from harness.imaging import Recipe
 from harness.interpreters import Interpreter
