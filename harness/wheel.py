@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
+import importlib.metadata
 import io
+import json
+import multiprocessing
+import os
+import signal
 import zipfile
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,6 +30,8 @@ from harness import release, tags
 from harness.errors import InputError
 from harness.matrix import Package
 from harness.probe_native import is_library
+
+PARALLEL_READ_BYTES = 8 << 20  # a release this big is read by several processes at once
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,18 +129,43 @@ def _pep600(platform_tag: str) -> str:
     return f"manylinux_{glibc[0]}_{glibc[1]}_{arch}" if glibc and arch else platform_tag
 
 
-def audit(path: Path, wheel_tags: frozenset[Tag]) -> Audit | None:
+def _audit_cache(sha256: str) -> Path:
+    """Where auditwheel's verdict on these bytes is kept (it takes seconds on big wheels)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return (Path(base) / "q-kangaroo-smoke" / "auditwheel"
+            / f"{sha256}-{importlib.metadata.version('auditwheel')}.json")
+
+
+def audit(path: Path, wheel_tags: frozenset[Tag], sha256: str = "") -> Audit | None:
     """auditwheel's verdict on a manylinux wheel; None for wheels that claim no manylinux.
-    What auditwheel raises is kept in ``error`` (the tags check makes it an ERROR)."""
+    What auditwheel raises is kept in ``error`` (the tags check makes it an ERROR). With the
+    file's ``sha256``, a verdict is cached by content (and auditwheel's version)."""
     arches = sorted({a for t in wheel_tags if (a := tags.manylinux_arch(t.platform))})
     if not arches:
         return None
+    cache = _audit_cache(sha256) if sha256 else None
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        if cache is not None and cache.is_file():
+            data = json.loads(cache.read_text())
+            return Audit(policy=data["policy"], glibc=data["glibc"],
+                         external=tuple(data["external"]))
+    found = _run_auditwheel(path, wheel_tags, arches[0])
+    if cache is not None and found.error is None:
+        with contextlib.suppress(OSError):
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(dataclasses.asdict(found)))
+            tmp.replace(cache)
+    return found
+
+
+def _run_auditwheel(path: Path, wheel_tags: frozenset[Tag], arch: str) -> Audit:
     from auditwheel.architecture import Architecture
     from auditwheel.libc import Libc
     from auditwheel.wheel_abi import analyze_wheel_abi
 
     try:
-        info = analyze_wheel_abi(Libc.GLIBC, Architecture(arches[0]), path, frozenset(),
+        info = analyze_wheel_abi(Libc.GLIBC, Architecture(arch), path, frozenset(),
                                  disable_isa_ext_check=True, allow_graft=False)
     except Exception as exc:  # reported, never swallowed: the tags check is then an ERROR
         return Audit(policy="?", glibc=None, external=(), error=f"{type(exc).__name__}: {exc}")
@@ -173,10 +208,11 @@ def inspect(path: Path) -> WheelInfo:
     except zipfile.BadZipFile as exc:
         raise InputError(f"{path}: not a readable zip archive ({exc}); rebuild the wheel") \
             from exc
+    sha256 = file_sha256(path)
     return WheelInfo(path=path, name=str(name), version=version,
                      metadata_version=str(metadata.version), tags=frozenset(wheel_tags),
-                     sha256=file_sha256(path), files=files, elf=elf,
-                     audit=audit(path, frozenset(wheel_tags)),
+                     sha256=sha256, files=files, elf=elf,
+                     audit=audit(path, frozenset(wheel_tags), sha256),
                      requires_dist=_requires_dist(raw_metadata))
 
 
@@ -252,5 +288,18 @@ def resolve(paths: Sequence[Path], package: Package, *, version: str | None = No
 
 
 def read_release(found: release.ReleaseSet) -> Release:
-    """Read every wheel of the set (bad wheels refused now, named as the user gave them)."""
-    return Release(files=found, wheels=tuple(inspect(d.path) for d in found.wheels))
+    """Read every wheel of the set (bad wheels refused now, named as the user gave them);
+    big sets side by side, in processes (auditwheel changes the working directory)."""
+    paths = [d.path for d in found.wheels]
+    if len(paths) < 2 or sum(p.stat().st_size for p in paths) < PARALLEL_READ_BYTES:
+        return Release(files=found, wheels=tuple(inspect(p) for p in paths))
+    with ProcessPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1),
+                             mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_ignore_stop_signals) as pool:
+        return Release(files=found, wheels=tuple(pool.map(inspect, paths)))
+
+
+def _ignore_stop_signals() -> None:
+    """A reader process finishes its file; the harness's main loop handles Ctrl-C."""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
