@@ -107,14 +107,19 @@ def tag_lies(wheel: WheelInfo) -> list[str]:
 
 
 def tags_check(obs: Observation, ctx: Context) -> CheckResult:
-    """The wheel carries the tags the matrix requires, and auditwheel confirms its platform
-    tags; auditwheel failing is an ERROR (never a silent pass)."""
+    """The release carries the tags the matrix requires (some wheel of the set has each: the
+    promise is the release's, e.g. one cp39-abi3 wheel beside version-specific ones), and
+    auditwheel confirms the tested wheel's platform tags; auditwheel failing is an ERROR."""
     wheel = ctx.wheel
     have = sorted(str(t) for t in wheel.tags)
-    missing = [p for p in ctx.package.wheel_tags if not fnmatch.filter(have, p)]
+    pool = ctx.release.wheels if ctx.release is not None else (wheel,)
+    released = sorted({str(t) for w in pool for t in w.tags})
+    missing = [p for p in ctx.package.wheel_tags if not fnmatch.filter(released, p)]
     data = {"wheel_tags": have, "required": list(ctx.package.wheel_tags), "missing": missing,
             "audit": None if wheel.audit is None else vars(wheel.audit)}
-    problems = ([f"wheel is tagged {'.'.join(have)} but must carry " + ", ".join(missing)]
+    where = (f"wheel is tagged {'.'.join(have)}" if len(pool) == 1 else
+             f"no wheel of the release ({len(pool)} wheels) is tagged so")
+    problems = ([f"{where} but must carry " + ", ".join(missing)]
                 if missing else []) + tag_lies(wheel)
     if problems:
         return CheckResult(name="tags", status=CheckStatus.FAIL, detail="; ".join(problems),

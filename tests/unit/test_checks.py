@@ -21,6 +21,7 @@ from tests.unit.conftest import (
     good_observations,
     make_wheel,
     observed,
+    release_of,
 )
 
 CTX = Context(wheel=make_wheel(), package=PACKAGE, facts=FACTS_311)
@@ -162,3 +163,15 @@ def test_the_probe_stops_a_checks_process_that_overruns_and_says_which_step() ->
     assert probe._watch(proc, clock) == {"step": "import", "budget": 0.5}
     assert time.monotonic() - start < 5
     assert proc.returncode == -9
+
+
+def test_required_tags_are_the_releases_promise_not_each_wheels() -> None:
+    abi3, cp312 = make_wheel(), make_wheel("cp312-cp312-manylinux_2_17_x86_64")
+    mixed = dataclasses.replace(CTX, wheel=cp312, release=release_of(abi3, cp312))
+    assert checks.tags_check({}, mixed).status is CheckStatus.PASS  # the set has the abi3 one
+    alone = dataclasses.replace(CTX, wheel=cp312, release=release_of(cp312))
+    result = checks.tags_check({}, alone)
+    assert result.status is CheckStatus.FAIL and "must carry cp39-abi3" in result.detail
+    per_python = dataclasses.replace(CTX, wheel=cp312, release=release_of(
+        cp312, make_wheel("cp313-cp313-manylinux_2_17_x86_64")))
+    assert "no wheel of the release" in checks.tags_check({}, per_python).detail
