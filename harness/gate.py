@@ -166,11 +166,12 @@ def _from_finding(finding: Finding) -> Issue:
 
 
 def tested_file(cell: Mapping[str, Any], run_wheel: Mapping[str, Any]) -> Tested:
-    """The file a report cell installed: its ``artifact``, else the run's one wheel."""
+    """The file a report cell installed: its ``artifact``; else (the install failed) pip's
+    pick for it; else the run's one wheel."""
     pick = cell.get("pick") or {}
     if pick.get("covered") is False or cell.get("verdict") == "UNCOVERED":
         return Tested(cell=cell["id"], file=None, sha256="", verdict=cell.get("verdict", ""))
-    artifact = cell.get("artifact") or run_wheel
+    artifact = cell.get("artifact") or (pick if pick.get("file") else run_wheel)
     return Tested(cell=cell["id"], file=artifact.get("file"), sha256=artifact.get("sha256", ""),
                   verdict=cell.get("verdict", ""))
 

@@ -8,13 +8,11 @@ import os
 import time
 from pathlib import Path
 
-import pytest
-
 from harness import interpreters
 from harness.environments.base import ProbeSpec
 from harness.environments.host import HostEnvironment
 from harness.verdict import Verdict, judge
-from tests.unit.conftest import PACKAGE, make_wheel
+from tests.unit.conftest import PACKAGE, make_wheel, release_of
 
 FAKE_PYTHON = """#!/bin/sh
 env > "$TMPDIR/../seen.env"
@@ -38,7 +36,7 @@ def test_hung_host_cell_is_killed_with_its_children_and_sees_only_the_allowlist(
     fake = tmp_path / "python"
     fake.write_text(FAKE_PYTHON)
     fake.chmod(0o755)
-    spec = ProbeSpec(package=PACKAGE, wheel=make_wheel())
+    spec = ProbeSpec(package=PACKAGE, release=release_of(make_wheel()))
     env = HostEnvironment(python=fake, run_root=tmp_path, uv="/nonexistent/uv", cell_id="h",
                           libraries=["gmp"], source_env=_source_env(tmp_path), platform="darwin")
     with env:
@@ -67,17 +65,16 @@ def _alive(pid: int) -> bool:
     return stat[2] != "Z"
 
 
-@pytest.mark.interpreters
 def test_real_probe_from_combined_source_in_a_host_cell_is_invalid_where_gmp_loads(
         tmp_path: Path) -> None:
     """This machine has libgmp and nothing hides it from a host cell: INVALID, never PASS."""
     python = interpreters.find("3.9").executable
-    spec = ProbeSpec(package=PACKAGE, wheel=make_wheel())
+    spec = ProbeSpec(package=PACKAGE, release=release_of(make_wheel()))
     with HostEnvironment(python=python, run_root=tmp_path, uv="/nonexistent/uv",
                          cell_id="h39", libraries=["gmp"], source_env=_source_env(tmp_path),
                          platform="darwin") as env:
         run = env.run(spec, timeout=120)
-    result = judge(run, cell_id="host-macos-py3.9", kind="host", wheel=spec.wheel,
+    result = judge(run, cell_id="host-macos-py3.9", kind="host", release=spec.release,
                    package=PACKAGE)
     assert result.verdict is Verdict.INVALID, (result.reason, run.stderr)
     sterility = result.check("sterility")

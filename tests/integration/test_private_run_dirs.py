@@ -23,8 +23,8 @@ SITE = next(p for p in sys.path if p.endswith("site-packages"))
 AS_USER = ["setpriv", "--reuid", USER, "--regid", "nogroup", "--clear-groups"]
 HOLD_RUN_DIR = ("import sys, time; from pathlib import Path; "
                 "from harness.runner import run_directory\n"
-                "with run_directory(Path(sys.argv[1])) as (_, root, _w):\n"
-                "    print(root, flush=True); time.sleep(600)")
+                "with run_directory([Path(sys.argv[1])]) as staged:\n"
+                "    print(staged.root, flush=True); time.sleep(600)")
 
 
 @pytest.fixture
