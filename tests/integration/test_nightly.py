@@ -21,7 +21,6 @@ import yaml
 
 from tests.conftest import ROOT, RunHarness, default_matrix_data
 
-pytestmark = [pytest.mark.docker, pytest.mark.interpreters]
 CELLS = {"venv-py3.10": "UNCOVERED", "venv-py3.11": "PASS", "docker-debian11-py3.9": "UNCOVERED",
          "docker-debian12-py3.11": "PASS"}  # a cp311-abi3 wheel: refused below 3.11
 
