@@ -445,7 +445,8 @@ def _check_auditwheel(dist: Dist, info: wheel_mod.WheelInfo, out: _Collector) ->
     claimed = max((g for t in dist.tags if (g := tags.promised_glibc(t.platform))),
                   default=None)
     meets = tags.promised_glibc(info.audit.policy)
-    if claimed and (meets is None or meets > claimed):
+    if claimed and (meets is None or meets > claimed) and not (
+            meets is None and info.audit.external):  # the external libraries say why
         why = f"its newest glibc symbol is GLIBC_{info.audit.glibc}" if info.audit.glibc else ""
         out.add("platform-tag-unmet", f"tagged for glibc {claimed[0]}.{claimed[1]} but "
                 f"auditwheel finds it only meets {info.audit.policy}"
