@@ -53,10 +53,11 @@ def fixture_wheel() -> Path:
     return Path(out.stdout.strip().splitlines()[-1].split("\t")[1])
 
 
-def harness_run(wheel: Path, selects: list[str], report_dir: Path) -> dict[str, Any]:
+def harness_run(wheel: Path, selects: list[str], report_dir: Path,
+                *extra: str) -> dict[str, Any]:
     args = [arg for s in selects for arg in ("--select", s)]
-    run([sys.executable, "-m", "harness", str(wheel), *args, "--report-dir", str(report_dir)],
-        cwd=ROOT)
+    run([sys.executable, "-m", "harness", str(wheel), *args, *extra, "--report-dir",
+         str(report_dir)], cwd=ROOT)
     return dict(json.loads((report_dir / "smoke.json").read_text()))
 
 
@@ -114,6 +115,11 @@ def main() -> int:
     per_cell = {c["id"]: statistics.median(r_c["seconds"] for r in reports for r_c in r["cells"]
                                            if r_c["id"] == c["id"]) for c in reports[0]["cells"]}
 
+    t_gate = median_of(args.repeat, lambda: harness_run(
+        wheel, args.select, Path(tempfile.mkdtemp()), "--prepublish"))
+    t_shards = median_of(args.repeat, lambda: [harness_run(
+        wheel, args.select, Path(tempfile.mkdtemp()), "--shard", f"{i}/2") for i in (1, 2)])
+
     t_naive = 0.0
     floors: dict[str, float] = {}
     throwaway: list[str] = []
@@ -143,6 +149,10 @@ def main() -> int:
     print(f"(b) naive baseline, cell after cell:        {t_naive:6.2f} s")
     print(f"    ratio naive / harness:                  {t_naive / t_harness:6.1f}x "
           "(target >= 5x, aim 10x)")
+    print(f"(d) the same run with --prepublish (audit, cross-check, go/no-go): {t_gate:6.2f} s"
+          f" = {t_gate / t_harness:4.2f}x ({t_gate - t_harness:+5.2f} s)")
+    print(f"(e) two --shard processes one after the other: {t_shards:6.2f} s = "
+          f"{t_shards / t_harness:4.2f}x ({t_shards - t_harness:+5.2f} s: a shard's fixed cost)")
     print("(c) per cell: harness cell time vs. floor (overhead; target venv <= 0.3 s, "
           "container <= 0.5 s)")
     for cell in cells:
