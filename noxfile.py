@@ -82,11 +82,11 @@ def _harness(session: nox.Session, *args: str) -> None:
     # whole process group got it, the harness sees it twice: later ones are no-ops there
     forward = {s: signal.signal(s, lambda sig, _: proc.send_signal(sig))
                for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        code = proc.wait()
-    finally:
-        for s, handler in forward.items():
-            signal.signal(s, handler)
+    code = proc.wait()
+    # Interrupted: the rest of the signal storm (a group SIGTERM after the SIGINT) must not
+    # turn the harness's 130 into nox's death by signal on the way out.
+    for s, handler in forward.items():
+        signal.signal(s, signal.SIG_IGN if code == 130 else handler)
     if code:
         session.log(f"harness exit code {code} (1 FAIL/INVALID/TIMEOUT, 2 input/infra, "
                     "130 interrupted)")

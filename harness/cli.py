@@ -275,7 +275,8 @@ def start_gate(opts: Options, m: matrix.Matrix,
     if opts.shard != shard.WHOLE:
         raise InputError("--prepublish with --shard: the gate needs every cell; run it "
                          "unsharded (or merge the shards and audit separately)")
-    return gate.Prepublish(found, m.release, m.package.bundled_libraries)
+    return gate.Prepublish(found, m.release, m.package.bundled_libraries,
+                           matrix_cells=tuple(c.id for c in cells_mod.expand(m)))
 
 
 def run_gate(gate_run: gate.Prepublish, out: Console, code: int, *, interrupted: bool) -> int:

@@ -112,8 +112,10 @@ class Decision:
 
 
 def decide(release: ReleaseSet, audit: AuditReport, report: Mapping[str, Any],
-           policy: ReleasePolicy, *, bundled_libraries: Sequence[str] = ()) -> Decision:
-    """Go / no-go from the audit, the JSON report of the cells and the policy."""
+           policy: ReleasePolicy, *, bundled_libraries: Sequence[str] = (),
+           matrix_cells: Sequence[str] = ()) -> Decision:
+    """Go / no-go from the audit, the JSON report of the cells and the policy; a run of only
+    some of ``matrix_cells`` (--select) says so."""
     cells = list(report.get("cells", []))
     tested = tuple(tested_file(c, report.get("wheel") or {}) for c in cells)
     issues = [_from_finding(f) for f in audit.findings]
@@ -135,6 +137,12 @@ def decide(release: ReleaseSet, audit: AuditReport, report: Mapping[str, Any],
         issues.append(Issue(source="cell", code="interrupted", severity="error",
                             file="(release)", message="the run was interrupted: not every "
                             "cell ran", fix="run the gate again to the end"))
+    skipped = [c for c in matrix_cells if c not in {cell["id"] for cell in cells}]
+    if cells and skipped:
+        issues.append(_graded(policy, "cell", "partial-matrix", "(release)",
+                              f"only {len(cells)} of the matrix's {len(matrix_cells)} cells "
+                              f"ran (--select): {', '.join(skipped)} not proven",
+                              "run the gate on the whole matrix before uploading"))
     if not cells:
         issues.append(Issue(source="cell", code="no-cells", severity="error", file="(release)",
                             message="no cell ran: nothing was proven to install and work",
@@ -143,7 +151,9 @@ def decide(release: ReleaseSet, audit: AuditReport, report: Mapping[str, Any],
     blockers = tuple(i for i in kept if i.severity in ("blocker", "error"))
     warnings = tuple(i for i in kept if i.severity == "warning")
     go = not blockers
-    reason = (f"{len(release.files)} files, {len(cells)} cells, audit {audit.seconds:.1f} s: "
+    ran = (f"{len(cells)} of {len(matrix_cells)} cells" if skipped and cells
+           else f"{len(cells)} cells")
+    reason = (f"{len(release.files)} files, {ran}, audit {audit.seconds:.1f} s: "
               + (f"no blocker, {len(warnings)} warning{'s' * (len(warnings) != 1)}" if go else
                  f"{len(blockers)} blocker{'s' * (len(blockers) != 1)}: "
                  + ", ".join(dict.fromkeys(b.code for b in blockers))))
@@ -478,10 +488,12 @@ class Prepublish:
     and is awaited when the decision is made after them."""
 
     def __init__(self, release: ReleaseSet, policy: ReleasePolicy,
-                 bundled_libraries: tuple[str, ...] = ()) -> None:
+                 bundled_libraries: tuple[str, ...] = (),
+                 matrix_cells: tuple[str, ...] = ()) -> None:
         self.release = release
         self.policy = policy
         self.bundled_libraries = bundled_libraries
+        self.matrix_cells = matrix_cells
         pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="audit")
         self._audit = pool.submit(audit_release, release,
                                   AuditOptions.from_policy(policy, bundled_libraries))
@@ -494,7 +506,8 @@ class Prepublish:
 
         audit = self._audit.result()
         self.decision = decide(self.release, audit, report, self.policy,
-                               bundled_libraries=self.bundled_libraries)
+                               bundled_libraries=self.bundled_libraries,
+                               matrix_cells=self.matrix_cells)
         report["audit"] = findings_json(audit)
         report["decision"] = decision_json(self.decision)
         return report

@@ -262,3 +262,17 @@ def test_matrix_release_section(tmp_path: Path) -> None:
         path.write_text(yaml.safe_dump(broken))
         with pytest.raises(InputError, match=words.replace(".", r"\.")):
             matrix.load(path)
+
+
+def test_a_partial_matrix_says_so_and_policy_can_make_it_block() -> None:
+    cells = [cell("venv-py3.11")]
+    matrix = ("venv-py3.11", "venv-py3.12", "docker-debian11-py3.9")
+    d = gate.decide(release_of(ABI3), audit_of(facts()), {"cells": cells},
+                    policy.ReleasePolicy(), bundled_libraries=("gmp",), matrix_cells=matrix)
+    assert d.go and "1 of 3 cells" in d.reason
+    (warning,) = [w for w in d.warnings if w.code == "partial-matrix"]
+    assert "venv-py3.12, docker-debian11-py3.9 not proven" in warning.message
+    strict = policy.ReleasePolicy(levels={"partial-matrix": "blocker"})
+    d = gate.decide(release_of(ABI3), audit_of(facts()), {"cells": cells}, strict,
+                    bundled_libraries=("gmp",), matrix_cells=matrix)
+    assert not d.go and codes(d.blockers) == {"partial-matrix"}
