@@ -52,12 +52,15 @@ def _not_bundled(ctx: Context) -> Diagnosis:
                    f"wheel bundles {', '.join(shipped)} and the extension finds it by itself. "
                    f"Remove that code: on a user's machine there is no system lib{lib}.")
     if name in shipped_names:
+        users = [e for e in ctx.wheel.elf if name in e.needed]  # the objects that NEED it
+        paths = "; ".join(f"{e.path}: {', '.join(e.rpath + e.runpath) or 'none'}"
+                          for e in users) or "none"
         return Diagnosis(
             title=f"the bundled lib{lib} is not found by the loader",
-            advice=f"The wheel ships {name} but the extension cannot find it: its RPATH/RUNPATH "
-                   f"({', '.join(r for e in ctx.wheel.elf for r in e.rpath + e.runpath) or 'none'})"
-                   f" must point at $ORIGIN/../{ctx.package.import_name}.libs. Repair the wheel "
-                   "with maturin's repair step or auditwheel instead of editing it by hand.")
+            advice=f"The wheel ships {name} but the objects that need it cannot find it: their "
+                   f"RPATH/RUNPATH ({paths}) must point at $ORIGIN/../"
+                   f"{ctx.package.import_name}.libs. Repair the wheel with maturin's repair "
+                   "step or auditwheel instead of editing it by hand.")
     if name in needed and re.search(r"-[0-9a-f]{8}\.so", name):
         return Diagnosis(
             title=f"the bundled lib{lib} is missing from the wheel",
