@@ -25,6 +25,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from uv import find_uv_bin  # noqa: E402
+
 from harness import cells as cells_mod  # noqa: E402
 from harness import engine, imaging, interpreters, matrix  # noqa: E402
 
@@ -131,7 +133,7 @@ def main() -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 venv = Path(tmp) / "v"
                 run([str(python), "-m", "venv", "--without-pip", str(venv)])
-                run(["uv", "pip", "install", "-q", "--offline", "--no-deps", "--python",
+                run([find_uv_bin(), "pip", "install", "-q", "--offline", "--no-deps", "--python",
                      str(venv / "bin" / "python"), str(wheel)])
                 floors[cell.id] = median_of(args.repeat * 2, lambda venv=venv, tmp=tmp: run(
                     [str(venv / "bin" / "python"), "-c", IMPORT], cwd=tmp))
