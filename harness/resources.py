@@ -1,14 +1,17 @@
 """Where the harness's own data is: the default matrix and the image recipes.
 
-In a checkout, ``harness/data/`` links to the top-level ``matrix.yaml`` and ``images/``; an
-installed harness (``pip install .``, a console script) has real copies there (package data).
+They ship as the package ``smoke_defaults`` (links to the top-level ``matrix.yaml``,
+``q_kangaroo_reference.py`` and ``images/`` in a checkout; real copies once installed with
+``pip install .`` or as a console script), so nothing package-specific is under ``harness/``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parent / "data"
+import smoke_defaults
+
+DATA = Path(smoke_defaults.__file__).resolve().parent
 
 
 def default_matrix() -> Path:

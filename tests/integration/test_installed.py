@@ -42,6 +42,6 @@ def test_non_editable_install_lists_cells_from_anywhere(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
     assert recipes.returncode == 0, recipes.stderr
     assert "debian12-py3.11" in recipes.stdout
-    site = next((venv / "lib").glob("python3*/site-packages/harness/data"))
+    site = next((venv / "lib").glob("python3*/site-packages/smoke_defaults"))
     assert (site / "images" / "Dockerfile").is_file()
     assert (site / "images" / "scripts" / "scrub-gmp.sh").stat().st_mode & 0o111

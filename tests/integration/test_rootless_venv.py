@@ -70,7 +70,7 @@ def unprivileged(wheels: dict[str, Path]) -> Iterator[Unprivileged]:
     try:
         entry = pwd.getpwnam(name)
         python = _harness_venv()
-        for part in ("harness", "images"):  # the checkout's layout: recipes beside the code
+        for part in ("harness", "smoke_defaults", "images"):  # the checkout's layout
             shutil.copytree(ROOT / part, share / "src" / part,
                             ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copy(ROOT / "q_kangaroo_reference.py", share)  # the matrix's reference module

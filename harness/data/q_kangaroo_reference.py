@@ -1,1 +1,0 @@
-../../q_kangaroo_reference.py

@@ -1,0 +1,1 @@
+../q_kangaroo_reference.py
