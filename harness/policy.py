@@ -71,11 +71,6 @@ def family(code: str) -> str:
     return "contents" if _CONTENTS_CODE.match(code) else code
 
 
-def known(code: str) -> bool:
-    """Whether the policy can grade this code."""
-    return family(code) in DEFAULT_POLICY or code in DEFAULT_POLICY
-
-
 @dataclass(frozen=True, kw_only=True)
 class ReleasePolicy:
     """matrix.yaml's ``release`` section: levels that differ from the default, the size

@@ -78,11 +78,6 @@ def venv_interpreter(venv_dir: str, platform: str | None = None) -> str:
     return os.path.join(venv_dir, "bin", "python")
 
 
-def same_file_key(path: str) -> str:
-    """What makes two spellings of a path one file (Windows: case and slashes)."""
-    return os.path.normcase(os.path.realpath(path))
-
-
 def library_names(lib: str, platform: str | None = None) -> list[str]:
     """Bare names a package would ask the loader for (no directory: the search path decides)."""
     plat = native_platform(platform)
