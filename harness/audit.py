@@ -506,8 +506,8 @@ def _check_needed(info: wheel_mod.WheelInfo, options: AuditOptions, out: _Collec
                         f"{elf.path} NEEDs {needed} from the system; the matrix says "
                         f"{stem} must be bundled", "build with repair (`auditwheel repair`, "
                         "maturin without `--auditwheel skip`)")
-    for name, path in bundled.items():
-        if ".libs/" in path and name not in needed_anywhere:
+    for name, path in bundled.items():  # ELF only: a dylib's or DLL's users are not read here
+        if ".libs/" in path and ".so" in name and name not in needed_anywhere:
             out.add("bundled-unused", f"{path} is bundled but no shared object in the wheel "
                     "NEEDs it", "drop it, or fix the extension's NEEDED to point at it")
 
