@@ -21,7 +21,6 @@ Cells are read in the JSON report's shape (a run, a merged report): a cell's fil
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -36,6 +35,7 @@ from harness.errors import EXIT_FAIL, EXIT_INPUT, EXIT_PASS
 from harness.policy import ReleasePolicy
 from harness.probe_native import is_library
 from harness.release import Dist, ReleaseSet
+from harness.wheel import file_sha256
 
 Source = Literal["audit", "cell", "cross-check", "coverage"]
 Severity = Literal["blocker", "warning", "error"]
@@ -190,11 +190,7 @@ def _release_sha256(dist: Dist, audit: AuditReport) -> str:
     facts = audit.wheels.get(dist.filename)
     if facts is not None:
         return facts.sha256
-    digest = hashlib.sha256()
-    with dist.path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(dist.path)
 
 
 def _cell_issues(release: ReleaseSet, audit: AuditReport, cells: Sequence[Mapping[str, Any]],
