@@ -147,18 +147,28 @@ def exit_code(results: Sequence[CellResult], interrupted: bool,
     return EXIT_PASS if results else EXIT_INPUT  # no cell ran: nothing was judged
 
 
-def check_wheel_fits(info: wheel.WheelInfo) -> None:
-    """Refuse up front a single wheel no Linux cell can install (in a release set, such a
-    wheel is simply another platform's)."""
+#: platform-tag prefixes the cells of each system install (Linux cells: this machine's arch)
+SYSTEM_PLATFORMS = {"windows": ("win",), "macos": ("macosx",)}
+
+
+def check_wheel_fits(info: wheel.WheelInfo, cells: Sequence[cells_mod.Cell]) -> None:
+    """Refuse up front a single wheel none of the selected cells can install (in a release
+    set, such a wheel is simply another platform's)."""
     machine = platform.machine()
-    if not any(t.interpreter.startswith(("py3", "cp3", "pp3")) and (
-            t.platform == "any" or (t.platform.startswith(("linux_", "manylinux", "musllinux"))
-                                    and t.platform.endswith(f"_{machine}")))
+
+    def installable(plat: str, cell: cells_mod.Cell) -> bool:
+        if cell.system in SYSTEM_PLATFORMS:
+            return plat.startswith(SYSTEM_PLATFORMS[cell.system])
+        return (plat.startswith(("linux_", "manylinux", "musllinux"))
+                and plat.endswith(f"_{machine}"))
+
+    if not any(t.interpreter.startswith(("py3", "cp3", "pp3"))
+               and (t.platform == "any" or any(installable(t.platform, c) for c in cells))
                for t in info.tags):
         tags = ", ".join(sorted(str(t) for t in info.tags))
+        systems = ", ".join(sorted({c.system or f"Linux {machine}" for c in cells}))
         raise InputError(f"{info.path}: no cell can install this wheel (tags {tags}; the "
-                         f"cells are Linux {machine}, Python 3); pass the wheel built for "
-                         f"linux/manylinux {machine}")
+                         f"cells are {systems}, Python 3); pass a wheel built for them")
 
 
 def announce_release(out: Console, release: wheel.Release) -> None:
@@ -203,7 +213,7 @@ def run(opts: Options, out: Console, stop: StopSignals) -> int:
                           prereleases=opts.prereleases, source=str(m.path))
     checked = wheel.read_release(found)  # bad wheels refused now, named as the user gave them
     if len(checked.wheels) == 1:
-        check_wheel_fits(checked.wheels[0])
+        check_wheel_fits(checked.wheels[0], cells)
     writable_report_dir(opts.report_dir)
     gate_run = start_gate(opts, m, found) if opts.prepublish else None  # audit beside cells
     started = time.time()

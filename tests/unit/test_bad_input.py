@@ -21,6 +21,7 @@ import yaml
 
 from harness import cli, report
 from harness.cells import Cell
+from harness.errors import InputError
 from tests.conftest import default_matrix_data
 from tests.unit.conftest import make_wheel, release_of
 from tests.unit.test_runner import FakeEnvironment
@@ -105,6 +106,16 @@ def test_a_wheel_that_cannot_be_tested_is_refused_before_any_cell(
     assert cli.main([str(whl), "--report-dir", str(reports)]) == 2
     assert expected.format(matrix=cli.DEFAULT_MATRIX) in one_error_line(capsys)
     assert not reports.exists()  # refused before anything ran
+
+
+def test_a_windows_wheel_fits_a_matrix_with_windows_host_cells(tmp_path: Path) -> None:
+    whl = cli.wheel.inspect(tiny_wheel(tmp_path, "q_kangaroo-1.0.0-cp39-abi3-win_amd64.whl"))
+    linux = Cell(id="venv-py3.12", kind="venv", python="3.12", image=None, timeout=60)
+    windows = Cell(id="host-windows-py3.12", kind="host", python="3.12", image=None,
+                   timeout=60, system="windows")
+    cli.check_wheel_fits(whl, [linux, windows])  # a Windows cell installs it: not refused
+    with pytest.raises(InputError, match="no cell can install this wheel"):
+        cli.check_wheel_fits(whl, [linux])
 
 
 @pytest.fixture
