@@ -11,6 +11,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from harness import audit, release
+from harness.audit.model import Collector
 
 GUARDED = '''
 import os, sys
@@ -49,7 +50,7 @@ def test_env_native_loads_found_and_guard_recognised() -> None:
 
 
 def test_policy_grades_and_errors_cannot_be_ignored() -> None:
-    out = audit._Collector("f.whl", {"no-sdist": "blocker", "twine-warning": "ignore"})
+    out = Collector("f.whl", {"no-sdist": "blocker", "twine-warning": "ignore"})
     out.add("no-sdist", "m", "f")
     out.add("twine-warning", "m", "f")
     out.add("contents-W002", "m", "f")  # family default: warning
