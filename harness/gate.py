@@ -32,16 +32,16 @@ from packaging.tags import Tag
 from harness import tags as tags_mod
 from harness.audit import AuditOptions, AuditReport, Finding, WheelFacts, audit_release
 from harness.errors import EXIT_FAIL, EXIT_INPUT, EXIT_PASS
-from harness.policy import ReleasePolicy
-from harness.probe_native import is_library
+from harness.policy import ReleasePolicy, Severity
+from harness.probe_native import is_library, library_stem
 from harness.release import Dist, ReleaseSet
 from harness.wheel import file_sha256
 
 Source = Literal["audit", "cell", "cross-check", "coverage"]
-Severity = Literal["blocker", "warning", "error"]
 NEWEST_CPYTHON = (3, 14)  # newer minors of an open-ended promise are "and later"
-_CELL_CODES = {"FAIL": ("cell-fail", "blocker"), "TIMEOUT": ("cell-timeout", "blocker"),
-               "INVALID": ("cell-invalid", "error"), "ERROR": ("cell-error", "error")}
+_CELL_CODES: dict[str, tuple[str, Severity]] = {
+    "FAIL": ("cell-fail", "blocker"), "TIMEOUT": ("cell-timeout", "blocker"),
+    "INVALID": ("cell-invalid", "error"), "ERROR": ("cell-error", "error")}
 _CELL_FIX = {
     "cell-fail": "fix the wheel: it does not work where pip installs it",
     "cell-timeout": "find what hangs (the report names the step), or raise the step's budget",
@@ -128,28 +128,27 @@ def decide(release: ReleaseSet, audit: AuditReport, report: Mapping[str, Any],
     coverage = tuple(promise_vs_coverage(w, cells, tested) for w in release.wheels)
     for cov in coverage:
         if not cov.cells:
-            issues.append(_graded(policy, "coverage", "wheel-untested", cov.file,
-                                  "no cell installed this wheel: it ships unproven (promises "
-                                  f"{'; '.join(cov.promises)})",
-                                  "add a cell this wheel is the pick for (matrix.yaml "
-                                  "environments), or drop the file from the release"))
+            issues += _graded(policy, "coverage", "wheel-untested", cov.file,
+                              "no cell installed this wheel: it ships unproven (promises "
+                              f"{'; '.join(cov.promises)})",
+                              "add a cell this wheel is the pick for (matrix.yaml "
+                              "environments), or drop the file from the release")
     if report.get("interrupted"):
         issues.append(Issue(source="cell", code="interrupted", severity="error",
                             file="(release)", message="the run was interrupted: not every "
                             "cell ran", fix="run the gate again to the end"))
     skipped = [c for c in matrix_cells if c not in {cell["id"] for cell in cells}]
     if cells and skipped:
-        issues.append(_graded(policy, "cell", "partial-matrix", "(release)",
-                              f"only {len(cells)} of the matrix's {len(matrix_cells)} cells "
-                              f"ran (--select): {', '.join(skipped)} not proven",
-                              "run the gate on the whole matrix before uploading"))
+        issues += _graded(policy, "cell", "partial-matrix", "(release)",
+                          f"only {len(cells)} of the matrix's {len(matrix_cells)} cells "
+                          f"ran (--select): {', '.join(skipped)} not proven",
+                          "run the gate on the whole matrix before uploading")
     if not cells:
         issues.append(Issue(source="cell", code="no-cells", severity="error", file="(release)",
                             message="no cell ran: nothing was proven to install and work",
                             fix="select at least one cell (python -m harness --list)"))
-    kept = [i for i in issues if i.severity != "ignore"]  # type: ignore[comparison-overlap]
-    blockers = tuple(i for i in kept if i.severity in ("blocker", "error"))
-    warnings = tuple(i for i in kept if i.severity == "warning")
+    blockers = tuple(i for i in issues if i.severity in ("blocker", "error"))
+    warnings = tuple(i for i in issues if i.severity == "warning")
     go = not blockers
     ran = (f"{len(cells)} of {len(matrix_cells)} cells" if skipped and cells
            else f"{len(cells)} cells")
@@ -163,11 +162,11 @@ def decide(release: ReleaseSet, audit: AuditReport, report: Mapping[str, Any],
 
 
 def _graded(policy: ReleasePolicy, source: Source, code: str, file: str, message: str,
-            fix: str, cells: tuple[str, ...] = ()) -> Issue:
-    """An issue whose weight the policy decides (ignored ones are dropped by decide)."""
-    level = policy.level(code)
-    return Issue(source=source, code=code, severity=level,  # type: ignore[arg-type]
-                 file=file, message=message, fix=fix, cells=cells)
+            fix: str, cells: tuple[str, ...] = ()) -> list[Issue]:
+    """An issue whose weight the policy decides; none when the policy ignores its code."""
+    severity = policy.severity(code)
+    return [] if severity is None else [Issue(source=source, code=code, severity=severity,
+                                              file=file, message=message, fix=fix, cells=cells)]
 
 
 def _from_finding(finding: Finding) -> Issue:
@@ -201,18 +200,18 @@ def _cell_issues(release: ReleaseSet, audit: AuditReport, cells: Sequence[Mappin
     issues: list[Issue] = []
     for cell, t in zip(cells, tested, strict=True):
         if t.file is None and (cell.get("pick") or {}).get("excluded"):
-            issues.append(_graded(policy, "cell", "outside-requires-python", "(release)",
-                                  f"{t.cell}: {cell['pick']['fallback']}",
-                                  "drop the cell from matrix.yaml, or widen Requires-Python "
-                                  "and build a wheel for it", (t.cell,)))
+            issues += _graded(policy, "cell", "outside-requires-python", "(release)",
+                              f"{t.cell}: {cell['pick']['fallback']}",
+                              "drop the cell from matrix.yaml, or widen Requires-Python "
+                              "and build a wheel for it", (t.cell,))
             continue
         if t.file is None:
             fallback = (cell.get("pick") or {}).get("fallback") or cell.get("reason", "")
-            issues.append(_graded(policy, "cell", "uncovered", "(release)",
-                                  f"no wheel of the release fits {t.cell}: {fallback}",
-                                  "build and upload a wheel for this platform, or drop the "
-                                  "cell from matrix.yaml (release.uncovered: warning accepts "
-                                  "it)", (t.cell,)))
+            issues += _graded(policy, "cell", "uncovered", "(release)",
+                              f"no wheel of the release fits {t.cell}: {fallback}",
+                              "build and upload a wheel for this platform, or drop the "
+                              "cell from matrix.yaml (release.uncovered: warning accepts "
+                              "it)", (t.cell,))
             continue
         dist = by_name.get(t.file)
         if dist is None:
@@ -236,7 +235,7 @@ def _cell_issues(release: ReleaseSet, audit: AuditReport, cells: Sequence[Mappin
             diagnosis = cell.get("diagnosis") or {}
             fix = (f"{diagnosis['title']}: {diagnosis['advice']}" if diagnosis
                    else _CELL_FIX[code])
-            issues.append(Issue(source="cell", code=code, severity=severity,  # type: ignore[arg-type]
+            issues.append(Issue(source="cell", code=code, severity=severity,
                                 file=t.file, cells=(t.cell,),
                                 message=f"{t.cell}: {t.verdict}: {cell.get('reason', '')}",
                                 fix=fix))
@@ -278,12 +277,6 @@ def observation(cell: Mapping[str, Any]) -> _Seen | None:
                  in_wheel=frozenset(data.get("in_record") or ()))
 
 
-def _stem(name: str) -> str:
-    """'libgmp-1a2b3c4d.so.10' and 'libgmp.so.10.4.1' -> 'libgmp' (auditwheel's renaming)."""
-    base = PurePosixPath(name).name.split(".so", 1)[0]
-    return re.sub(r"-[0-9a-f]{8}$", "", base)
-
-
 def cross_check(facts: WheelFacts, cells: Sequence[Mapping[str, Any]], policy: ReleasePolicy,
                 bundled_libraries: Sequence[str] = ()) -> list[Issue]:
     """The audit's NEEDED and bundled libraries of one wheel against what the cells that
@@ -300,32 +293,32 @@ def cross_check(facts: WheelFacts, cells: Sequence[Mapping[str, Any]], policy: R
             if not ours or not loaded_in:
                 continue
             if not any(name in s.names() for s in loaded_in):
-                issues.append(_graded(
+                issues += _graded(
                     policy, "cross-check", "needed-never-mapped", facts.file,
                     f"{elf} NEEDs {name} (the audit's reading), but no cell that loaded it "
                     f"mapped a file of that name: the loader found it under another name, or "
                     "the cells did not see what the package loads",
                     "compare `readelf -d` of the extension with the cells' libraries_mapped; a "
                     "statically linked copy must not be NEEDED", tuple(s.cell for s in
-                                                                       loaded_in)))
+                                                                       loaded_in))
     needed_anywhere = {n for names in facts.needed.values() for n in names}
     for name, path in sorted(bundled.items()):
-        stem = _stem(name)
+        stem = library_stem(name)
         outside = sorted({p for s in seen for p in s.paths if p not in s.in_wheel
-                          and _stem(p) == stem and ".so" in PurePosixPath(p).name})
+                          and library_stem(p) == stem and ".so" in PurePosixPath(p).name})
         if outside:
-            issues.append(_graded(
+            issues += _graded(
                 policy, "cross-check", "bundled-shadowed", facts.file,
                 f"the wheel bundles {path}, yet the cells mapped {', '.join(outside[:3])} "
                 "from outside the wheel: the system's copy is used, not the bundled one",
                 "repair the wheel so NEEDED names the bundled copy (`auditwheel repair`)",
-                tuple(s.cell for s in seen if any(p in outside for p in s.paths))))
+                tuple(s.cell for s in seen if any(p in outside for p in s.paths)))
         elif not any(s.has_wheel_file(path) for s in seen) and name not in needed_anywhere:
-            issues.append(_graded(
+            issues += _graded(
                 policy, "cross-check", "bundled-never-mapped", facts.file,
                 f"{path} is bundled, but no cell mapped it and nothing in the wheel NEEDs it: "
                 "dead weight, or a library the package meant to use",
-                "drop it, or make the extension NEED it", tuple(s.cell for s in seen)))
+                "drop it, or make the extension NEED it", tuple(s.cell for s in seen))
     return issues
 
 
@@ -361,9 +354,9 @@ def _libc_promises(wheel_tags: Iterable[Tag]) -> tuple[list[str], tuple[int, int
         if (g := tags_mod.promised_glibc(platform)) is not None:
             glibc = min(glibc or g, g)
             arches.add(tags_mod.manylinux_arch(platform) or "")
-        elif m := re.match(r"^musllinux_(\d+)_(\d+)_(.+)$", platform):
-            musl = min(musl or (int(m[1]), int(m[2])), (int(m[1]), int(m[2])))
-            arches.add(m[3])
+        elif (m := tags_mod.promised_musl(platform)) is not None:
+            musl = min(musl or m, m)
+            arches.add(tags_mod.linux_arch(platform) or "")
         elif platform.startswith("linux_"):
             words.append("only Linux machines like the build machine (a linux_* tag promises "
                          "nothing portable; the index refuses it)")

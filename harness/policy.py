@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 Level = Literal["blocker", "warning", "ignore"]
+Severity = Literal["blocker", "warning", "error"]  # a finding's weight; error: not judged
 LEVELS: tuple[Level, ...] = ("blocker", "warning", "ignore")
 DEFAULT_MAX_SIZE_MB = 50.0
 
@@ -85,6 +86,11 @@ class ReleasePolicy:
             if key in self.levels:
                 return self.levels[key]
         return DEFAULT_POLICY.get(code, DEFAULT_POLICY.get(family(code), "blocker"))
+
+    def severity(self, code: str) -> Severity | None:
+        """The weight of a finding of this code; None when the policy ignores it."""
+        level = self.level(code)
+        return None if level == "ignore" else level
 
     def merged(self) -> dict[str, Level]:
         """The whole policy: the default with the matrix's changes."""

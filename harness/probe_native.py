@@ -61,6 +61,13 @@ def is_library(path: str, lib: str) -> bool:
     return name.startswith(stem) and name[len(stem):len(stem) + 1] in (".", "-", "")
 
 
+def library_stem(path: str) -> str:
+    """'libgmp-1a2b3c4d.so.10' and 'libgmp.so.10.4.1' -> 'libgmp': a shared object's name
+    without version and without the hash auditwheel's repair adds to a bundled copy."""
+    name = re.split(r"[\\/]", path)[-1].split(".so", 1)[0]
+    return re.sub(r"-[0-9a-f]{8}$", "", name)
+
+
 def native_platform(name: str | None = None) -> str:
     """``win32``, ``darwin`` or ``linux`` (anything else is treated like Linux)."""
     name = (sys.platform if name is None else name).lower()

@@ -2,10 +2,9 @@
 
 packaging computes tags only for the *running* interpreter (``sys_tags`` reads this
 process's glibc and musl); a cell is another machine, so its platform tags are walked here
-the same way packaging's ``_manylinux.platform_tags`` / ``_musllinux.platform_tags`` walk
-them, from the cell's glibc or musl version, using packaging's own legacy-alias table and
-version parser.  The interpreter/ABI part is packaging's public ``cpython_tags`` /
-``compatible_tags``.
+the same way packaging walks them (PEP 600 / PEP 656), from the cell's glibc or musl version,
+with PEP 600's three legacy aliases.  The interpreter/ABI part is packaging's public
+``cpython_tags`` / ``compatible_tags``; nothing private of packaging is used.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from packaging._manylinux import _LEGACY_MANYLINUX_MAP, _parse_glibc_version
 from packaging.tags import (
     INTERPRETER_SHORT_NAMES,
     Tag,
@@ -24,8 +22,11 @@ from packaging.tags import (
     mac_platforms,
 )
 
-_LEGACY_GLIBC = {f"{name}_": tuple(version) for version, name in _LEGACY_MANYLINUX_MAP.items()}
+#: PEP 600: the legacy manylinux tags are aliases of these glibc versions
+_LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
+_LEGACY_GLIBC = {f"{name}_": version for version, name in _LEGACY_MANYLINUX.items()}
 _PEP600 = re.compile(r"^manylinux_(\d+)_(\d+)_")
+_MUSLLINUX = re.compile(r"^musllinux_(\d+)_(\d+)_(.+)$")
 
 
 def promised_glibc(platform_tag: str) -> tuple[int, int] | None:
@@ -46,17 +47,35 @@ def manylinux_arch(platform_tag: str) -> str | None:
     return platform_tag[m.end():] if m else platform_tag.split("_", 1)[1]
 
 
+def promised_musl(platform_tag: str) -> tuple[int, int] | None:
+    """The musl a musllinux platform tag promises (musllinux_1_2_x86_64 -> (1, 2)); None for
+    any other platform tag."""
+    m = _MUSLLINUX.match(platform_tag)
+    return (int(m[1]), int(m[2])) if m else None
+
+
+def linux_arch(platform_tag: str) -> str | None:
+    """The architecture of a manylinux, musllinux or bare linux_* platform tag (x86_64);
+    None for other platforms."""
+    if (m := _MUSLLINUX.match(platform_tag)) is not None:
+        return m[3]
+    if platform_tag.startswith("linux_"):
+        return platform_tag[len("linux_"):]
+    return manylinux_arch(platform_tag)
+
+
 def manylinux_platforms(arch: str, glibc: str) -> list[str]:
     """Platform tags a glibc of this version accepts, newest first (packaging's walk:
     down to 2.5 on x86, 2.17 elsewhere, legacy aliases beside their glibc)."""
-    major, minor = _parse_glibc_version(glibc)
+    parsed = re.match(r"(\d+)\.(\d+)", glibc)
+    major, minor = (int(parsed[1]), int(parsed[2])) if parsed else (-1, -1)
     oldest = 5 if arch in ("x86_64", "i686") else 17
     if major != 2 or minor < oldest:
         return []
     out = []
     for m in range(minor, oldest - 1, -1):
         out.append(f"manylinux_2_{m}_{arch}")
-        legacy = _LEGACY_MANYLINUX_MAP.get((2, m))  # type: ignore[call-overload]
+        legacy = _LEGACY_MANYLINUX.get((2, m))
         if legacy:
             out.append(f"{legacy}_{arch}")
     return out

@@ -1,7 +1,7 @@
 """Static audit of every file of a release set, before any cell runs.
 
 Each finding has a code; a policy maps the code to ``blocker``, ``warning`` or ``ignore``
-(harness.policy.DEFAULT_POLICY; the matrix may tighten it). A check that could not run at all
+(harness.policy: ReleasePolicy; the matrix may change it). A check that could not run at all
 is an ``error`` finding, which no policy can ignore: an unjudged release is not a good one.
 
 One module per source, each with its checks in one ``CHECKS`` table (name -> function):
@@ -17,12 +17,12 @@ One module per source, each with its checks in one ``CHECKS`` table (name -> fun
 check is one function and one table entry.
 """
 
-from harness.audit.model import AuditOptions, AuditReport, Finding, Severity, WheelFacts
+from harness.audit.model import AuditOptions, AuditReport, Finding, WheelFacts
 from harness.audit.run import audit_release, audit_wheel, finding_lines, findings_json
 from harness.audit.sdist import audit_sdist
 from harness.audit.source import EnvLoad, env_native_loads
-from harness.policy import DEFAULT_MAX_SIZE_MB, DEFAULT_POLICY, Level
+from harness.policy import Severity
 
-__all__ = ["DEFAULT_MAX_SIZE_MB", "DEFAULT_POLICY", "AuditOptions", "AuditReport", "EnvLoad",
-           "Finding", "Level", "Severity", "WheelFacts", "audit_release", "audit_sdist",
-           "audit_wheel", "env_native_loads", "finding_lines", "findings_json"]
+__all__ = ["AuditOptions", "AuditReport", "EnvLoad", "Finding", "Severity", "WheelFacts",
+           "audit_release", "audit_sdist", "audit_wheel", "env_native_loads", "finding_lines",
+           "findings_json"]

@@ -100,8 +100,9 @@ def check_record(wheel: WheelAudit, out: Collector) -> None:
 def check_size(wheel: WheelAudit, out: Collector) -> None:
     """The file against the size threshold."""
     size_mb = wheel.dist.path.stat().st_size / 1e6
-    if size_mb > wheel.options.max_size_mb:
-        out.add("size", f"{size_mb:.1f} MB, above the {wheel.options.max_size_mb:g} MB "
+    limit = wheel.options.policy.max_size_mb
+    if size_mb > limit:
+        out.add("size", f"{size_mb:.1f} MB, above the {limit:g} MB "
                 "threshold (PyPI's default file limit is 100 MB)",
                 "look for debug symbols (strip them: maturin's `strip = true`), test data or "
                 "duplicated libraries in the wheel")

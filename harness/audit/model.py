@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Literal
 
 from packaging.metadata import Metadata
 from packaging.version import InvalidVersion, Version
@@ -21,10 +20,8 @@ from packaging.version import InvalidVersion, Version
 from harness import release as release_mod
 from harness import wheel as wheel_mod
 from harness.errors import HarnessError
-from harness.policy import DEFAULT_MAX_SIZE_MB, DEFAULT_POLICY, Level, ReleasePolicy
+from harness.policy import ReleasePolicy, Severity
 from harness.release import Dist
-
-Severity = Literal["blocker", "warning", "error"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,8 +39,7 @@ class Finding:
 class AuditOptions:
     """How strict the audit is and what it knows about the package."""
 
-    policy: Mapping[str, Level] = field(default_factory=lambda: dict(DEFAULT_POLICY))
-    max_size_mb: float = DEFAULT_MAX_SIZE_MB
+    policy: ReleasePolicy = field(default_factory=ReleasePolicy)  # levels, size threshold
     bundled_libraries: tuple[str, ...] = ()  # e.g. ("gmp",): must be inside every binary wheel
     jobs: int = 0  # worker processes; 0: one per 8 wheels, at most one per CPU
 
@@ -51,8 +47,7 @@ class AuditOptions:
     def from_policy(cls, release_policy: ReleasePolicy,
                     bundled_libraries: tuple[str, ...] = ()) -> AuditOptions:
         """The audit a matrix's ``release`` section asks for."""
-        return cls(policy=release_policy.merged(), max_size_mb=release_policy.max_size_mb,
-                   bundled_libraries=bundled_libraries)
+        return cls(policy=release_policy, bundled_libraries=bundled_libraries)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,18 +91,16 @@ class AuditReport:
 class Collector:
     """Findings of one file, graded by the policy as they are added."""
 
-    def __init__(self, file: str, policy: Mapping[str, Level]) -> None:
+    def __init__(self, file: str, policy: ReleasePolicy) -> None:
         self.file = file
         self.policy = policy
         self.findings: list[Finding] = []
 
     def add(self, code: str, message: str, fix: str) -> None:
         """A finding, graded by the policy (dropped when the policy ignores its code)."""
-        family = code.split("-W", 1)[0] if code.startswith("contents-") else code
-        level = self.policy.get(code, self.policy.get(family, DEFAULT_POLICY.get(family,
-                                                                                  "blocker")))
-        if level != "ignore":
-            self.findings.append(Finding(code=code, severity=level, file=self.file,
+        severity = self.policy.severity(code)
+        if severity is not None:
+            self.findings.append(Finding(code=code, severity=severity, file=self.file,
                                          message=message, fix=fix))
 
     def error(self, code: str, message: str, fix: str) -> None:

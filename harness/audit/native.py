@@ -19,6 +19,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from harness import tags
 from harness import wheel as wheel_mod
 from harness.audit.model import Collector, WheelAudit, WheelCheck, tool
+from harness.probe_native import library_stem
 from harness.release import Dist
 
 _ARCH_OF_MACHINE = {"EM_X86_64": "x86_64", "EM_386": "i686", "EM_AARCH64": "aarch64",
@@ -33,27 +34,11 @@ def _elf_machine(data: bytes) -> str | None:
         return None
 
 
-def _tag_arches(dist: Dist) -> set[str]:
-    arches = set()
-    for tag in dist.tags:
-        match = re.match(r"^(?:many|musl)linux_\d+_\d+_(.+)$|^(?:manylinux\d+|linux)_(.+)$",
-                         tag.platform)
-        if match:
-            arches.add(match[1] or match[2])
-    return arches
-
-
-def _library_stem(name: str) -> str:
-    """'libgmp-1a2b3c4d.so.10' and 'libgmp.so.10' -> 'libgmp'."""
-    base = PurePosixPath(name).name.split(".so", 1)[0]
-    return re.sub(r"-[0-9a-f]{8}$", "", base)
-
-
 def check_elf(wheel: WheelAudit, out: Collector) -> None:
     """Each shared object's architecture against the platform tags; the objects readable."""
     if not wheel.elf_names:
         return
-    arches = _tag_arches(wheel.dist)
+    arches = {a for t in wheel.dist.tags if (a := tags.linux_arch(t.platform))}
     for name in wheel.elf_names:
         machine = _elf_machine(wheel.files.data[name])
         arch = _ARCH_OF_MACHINE.get(machine or "", machine)
@@ -71,8 +56,8 @@ def check_auditwheel(wheel: WheelAudit, out: Collector) -> None:
     info, dist = wheel.info, wheel.dist
     if not wheel.elf_names or info is None:
         return
-    musl_arches = sorted({m[1] for t in dist.tags
-                          if (m := re.match(r"^musllinux_\d+_\d+_(.+)$", t.platform))})
+    musl_arches = sorted({a for t in dist.tags if tags.promised_musl(t.platform)
+                          and (a := tags.linux_arch(t.platform))})
     if musl_arches:
         _check_musllinux(dist, musl_arches[0], out)
     if info.audit is None:
@@ -136,13 +121,13 @@ def check_needed(wheel: WheelAudit, out: Collector) -> None:
 
 def _needed(info: wheel_mod.WheelInfo, must_bundle: tuple[str, ...], out: Collector) -> None:
     bundled = {PurePosixPath(f).name: f for f in info.files if ".libs/" in f or ".so" in f}
-    bundled_stems = {_library_stem(n): n for n in bundled if re.search(r"\.libs/", bundled[n])}
+    bundled_stems = {library_stem(n): n for n in bundled if re.search(r"\.libs/", bundled[n])}
     needed_anywhere = {n for e in info.elf for n in e.needed}
     for elf in info.elf:
         for needed in elf.needed:
             if needed in bundled:
                 continue
-            stem = _library_stem(needed)
+            stem = library_stem(needed)
             if stem in bundled_stems:
                 copy = bundled_stems[stem]
                 out.add("bundled-but-system-needed",

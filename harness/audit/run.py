@@ -28,6 +28,7 @@ from harness.audit.model import (
     WheelFiles,
 )
 from harness.audit.sdist import audit_sdist
+from harness.policy import ReleasePolicy
 from harness.release import Dist, ReleaseSet
 
 #: every wheel check, by source module, in the order they run
@@ -71,7 +72,8 @@ def _audit_in_worker(wheels: tuple[Dist, ...], version: Version,
     race with other audits or with the harness's own threads. A crashed worker is an error
     finding for each of its files."""
     request = json.dumps({"paths": [str(d.path) for d in wheels], "version": str(version),
-                          "policy": dict(options.policy), "max_size_mb": options.max_size_mb,
+                          "levels": dict(options.policy.levels),
+                          "max_size_mb": options.policy.max_size_mb,
                           "bundled_libraries": list(options.bundled_libraries)})
     try:
         proc = subprocess.run([sys.executable, "-m", "harness.audit"], input=request,
@@ -98,8 +100,8 @@ def _audit_in_worker(wheels: tuple[Dist, ...], version: Version,
 def worker(stdin: str) -> str:
     """The child's side: one JSON request in, the findings of every file as JSON out."""
     request = json.loads(stdin)
-    options = AuditOptions(policy=request["policy"], max_size_mb=request["max_size_mb"],
-                           bundled_libraries=tuple(request["bundled_libraries"]))
+    policy = ReleasePolicy(levels=request["levels"], max_size_mb=request["max_size_mb"])
+    options = AuditOptions(policy=policy, bundled_libraries=tuple(request["bundled_libraries"]))
     findings: list[Finding] = []
     wheels: list[dict[str, object]] = []
     for path in request["paths"]:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from harness import audit, release
+from harness.policy import ReleasePolicy
 from tests.conftest import _load_builder
 
 AUDITED = ("good", "nogmp", "neededunchanged", "abi3floor", "fakeabi3", "wrongtag",
@@ -88,10 +89,10 @@ def test_wrong_arch_makes_auditwheel_an_error_not_a_skip(fixture_files: dict[str
 
 def test_size_threshold_and_policy_are_configurable(fixture_files: dict[str, Path],
                                                     tmp_path: Path) -> None:
-    relaxed = audit.AuditOptions(max_size_mb=100)
+    relaxed = audit.AuditOptions(policy=ReleasePolicy(max_size_mb=100))
     assert "size" not in _blockers(_audit_one(fixture_files, "oversize", tmp_path, relaxed))
-    strict = audit.AuditOptions(policy={**audit.DEFAULT_POLICY,
-                                        "env-native-library-path-guarded": "blocker"})
+    strict = audit.AuditOptions(policy=ReleasePolicy(
+        levels={"env-native-library-path-guarded": "blocker"}))
     (tmp_path / "strict").mkdir()
     report = _audit_one(fixture_files, "good", tmp_path / "strict", strict)
     assert "env-native-library-path-guarded" in _blockers(report)

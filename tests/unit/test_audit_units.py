@@ -12,6 +12,7 @@ from packaging.version import Version
 
 from harness import audit, release
 from harness.audit.model import Collector
+from harness.policy import ReleasePolicy
 
 GUARDED = '''
 import os, sys
@@ -50,7 +51,8 @@ def test_env_native_loads_found_and_guard_recognised() -> None:
 
 
 def test_policy_grades_and_errors_cannot_be_ignored() -> None:
-    out = Collector("f.whl", {"no-sdist": "blocker", "twine-warning": "ignore"})
+    out = Collector("f.whl", ReleasePolicy(levels={"no-sdist": "blocker",
+                                                   "twine-warning": "ignore"}))
     out.add("no-sdist", "m", "f")
     out.add("twine-warning", "m", "f")
     out.add("contents-W002", "m", "f")  # family default: warning
@@ -96,3 +98,19 @@ def test_sdist_checks(tmp_path: Path) -> None:
     dist = release.Dist(path=garbage, kind="sdist", name=complete.name, version=Version("1"))
     assert [f.code for f in audit.audit_sdist(dist, Version("1"), audit.AuditOptions())] == [
         "sdist-unreadable"]
+
+
+def test_one_library_stem_rule() -> None:
+    from harness.probe_native import library_stem
+    assert library_stem("pkg.libs/libgmp-1a2b3c4d.so.10") == "libgmp"
+    assert library_stem("/usr/lib/x86_64-linux-gnu/libgmp.so.10.4.1") == "libgmp"
+    assert library_stem("libgmpxx.so.4") == "libgmpxx"
+    assert library_stem("libfoo-bar.so") == "libfoo-bar"  # not a repair hash
+
+
+def test_policy_severity_drops_ignored_codes() -> None:
+    policy = ReleasePolicy(levels={"no-sdist": "ignore", "contents": "blocker"})
+    assert policy.severity("no-sdist") is None
+    assert policy.severity("contents-W002") == "blocker"
+    assert policy.severity("bundled-unused") == "warning"
+    assert policy.severity("never-heard-of-it") == "blocker"

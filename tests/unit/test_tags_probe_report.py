@@ -49,6 +49,18 @@ def test_manylinux_platforms_follow_glibc() -> None:
     assert not tags.compatible(parse_tag("cp39-abi3-manylinux2014_aarch64"), FACTS_311)
 
 
+def test_platform_tag_promises_and_arches() -> None:
+    assert tags.promised_glibc("manylinux2014_x86_64") == (2, 17)
+    assert tags.promised_glibc("manylinux_2_28_aarch64") == (2, 28)
+    assert tags.promised_musl("musllinux_1_2_x86_64") == (1, 2)
+    assert tags.promised_musl("manylinux_2_28_x86_64") is None
+    arches = {p: tags.linux_arch(p) for p in ("manylinux1_i686", "manylinux2014_aarch64",
+              "manylinux_2_17_ppc64le", "musllinux_1_1_x86_64", "linux_armv7l", "win_amd64")}
+    assert arches == {"manylinux1_i686": "i686", "manylinux2014_aarch64": "aarch64",
+                      "manylinux_2_17_ppc64le": "ppc64le", "musllinux_1_1_x86_64": "x86_64",
+                      "linux_armv7l": "armv7l", "win_amd64": None}
+
+
 def test_reference_partition_numbers() -> None:
     p = _reference().partition_numbers(1000)
     assert p[:20] == P20
@@ -179,3 +191,15 @@ def test_junit_text_is_always_well_formed_and_a_bad_cell_never_green(tmp_path: P
     paths = report.write(tmp_path, info, [cell])
     suite = ET.parse(paths["junit"]).getroot()[0]
     assert suite.get("errors") == "1"
+
+
+def test_manylinux_walk_matches_packaging_on_this_host() -> None:
+    """The walk for another machine equals packaging's own for this one (public sys_tags)."""
+    import platform
+
+    from packaging.tags import sys_tags
+    glibc = platform.libc_ver()[1]
+    ours = tags.manylinux_platforms("x86_64", glibc)
+    theirs = list(dict.fromkeys(t.platform for t in sys_tags()
+                                if t.platform.startswith("manylinux")))
+    assert platform.machine() == "x86_64" and glibc and ours == theirs
