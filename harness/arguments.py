@@ -13,9 +13,29 @@ from harness.resources import default_matrix
 DEFAULT_MATRIX = default_matrix()
 
 
+def output_options() -> argparse.ArgumentParser:
+    """--color, -v, -q: shared by every command (a parent parser)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="colour the output (auto: on a terminal, or as PY_COLORS, NO_COLOR, "
+                        "FORCE_COLOR say, as in pytest)")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more detail: every check of every cell, failed cells' stderr")
+    p.add_argument("-q", "--quiet", action="count", default=0,
+                   help="less: no line per cell, only cells that did not pass (-qq: only "
+                        "the last line)")
+    return p
+
+
+def verbosity(args: argparse.Namespace) -> int:
+    """-v minus -q."""
+    return int(args.verbose) - int(args.quiet)
+
+
 def parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     p = argparse.ArgumentParser(
+        parents=[output_options()],
         prog="python -m harness",
         description="Prove a wheel installs and works on clean machines: fresh venvs and "
                     "containers per matrix.yaml, GMP made unreachable, honest verdicts.",

@@ -23,11 +23,12 @@ from typing import Any, NoReturn
 from rich.console import Console
 from rich.markup import escape
 
+from harness import arguments, console, gate, matrix, release, report, shard, wheel
 from harness import cells as cells_mod
-from harness import console, gate, matrix, release, report, shard, wheel
 from harness.arguments import DEFAULT_MATRIX as DEFAULT_MATRIX  # re-exported
 from harness.arguments import parser
 from harness.errors import (
+    EXIT_CLOSED_PIPE,
     EXIT_FAIL,
     EXIT_INPUT,
     EXIT_INTERRUPTED,
@@ -62,6 +63,7 @@ class Options:
     prepublish: bool = False
     version: str | None = None  # the release set's version (default: newest final)
     prereleases: bool = False
+    verbosity: int = 0  # -v minus -q
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
@@ -80,7 +82,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
                    build_images=not a.no_build_images, list_only=a.list,
                    list_format=a.format,
                    shard=shard.parse(a.shard) if a.shard is not None else shard.WHOLE,
-                   prepublish=a.prepublish)
+                   prepublish=a.prepublish, verbosity=arguments.verbosity(a))
 
 
 def load_cells(opts: Options) -> tuple[matrix.Matrix, list[cells_mod.Cell]]:
@@ -238,7 +240,8 @@ def run(opts: Options, out: Console, stop: StopSignals) -> int:
                 log=stop_aware_log(out, stop.event), keep_failed=opts.keep_failed,
                 build_images=opts.build_images)),
             stop.event, name="prepare")
-        with console.Progress(cells, out) as progress:  # stopped while preparing: none starts
+        # stopped while preparing: none starts
+        with console.Progress(cells, out, verbosity=opts.verbosity) as progress:
             results = run_all(cells, ctx, prepared[0].environment if prepared else unprepared,
                               jobs=jobs, on_start=progress.started,
                               on_result=progress.finished)
@@ -262,7 +265,8 @@ def run(opts: Options, out: Console, stop: StopSignals) -> int:
                                          decorate=gate_run.add_to if gate_run else None)
     interrupted = written.interrupted
     code = written.exit_code
-    console.summary(out, results, live_shown=out.is_terminal)
+    console.summary(out, results, verbosity=opts.verbosity,
+                    uncovered_blocks=m.uncovered_blocks)
     counts = ", ".join(f"{n} {v.value}" for v in Verdict
                        if (n := sum(r.verdict is v for r in results)))
     if failure is not None:
@@ -295,6 +299,7 @@ def run_gate(gate_run: gate.Prepublish, out: Console, code: int, *, interrupted:
     decision = gate_run.decision
     if decision is None:
         return code or EXIT_INPUT
+    console.annotate_decision(out, decision)
     for line in gate.decision_lines(decision):
         out.print(escape(line), highlight=False,
                   style=None if not line.startswith(("GO", "NO-GO")) else
@@ -333,8 +338,8 @@ def main(argv: Sequence[str] | None = None, *, stop: StopSignals | None = None) 
     callers), the stop handlers are installed for the call and given back after it."""
     own = stop is None
     signals = stop or StopSignals().install()
-    out = Console(stderr=True, soft_wrap=True)
     args = list(sys.argv[1:] if argv is None else argv)
+    out = console.make_console(arguments.output_options().parse_known_args(args)[0].color)
     try:
         if args[:1] == ["merge"]:
             from harness import merge
@@ -345,6 +350,9 @@ def main(argv: Sequence[str] | None = None, *, stop: StopSignals | None = None) 
         for line in str(exc).splitlines():
             out.print(f"[red]error:[/] {escape(line)}", highlight=False)
         return EXIT_INTERRUPTED if signals.event.is_set() else exc.exit_code
+    except BrokenPipeError:  # stdout's reader went away (`--list | head`): no traceback
+        console.silence(sys.stdout)
+        return EXIT_CLOSED_PIPE
     finally:
         if own:
             signals.uninstall()
@@ -359,8 +367,11 @@ def entry(stop: StopSignals | None = None) -> NoReturn:
     # Python hands SIGINT/SIGTERM back to their default action.
     for s in STOP_SIGNALS:
         signal.signal(s, signal.SIG_IGN)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            console.silence(stream)
     if stop.event.is_set() and any(not t.daemon and t is not threading.main_thread()
                                    for t in threading.enumerate()):
         os._exit(code)  # an abandoned image build must not hold the exit (the engine cancels it)

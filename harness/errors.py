@@ -6,6 +6,7 @@ EXIT_PASS = 0
 EXIT_FAIL = 1
 EXIT_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_CLOSED_PIPE = 141  # the reader of stdout went away (`--list | head`): 128 + SIGPIPE
 
 
 class HarnessError(Exception):

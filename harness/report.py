@@ -159,58 +159,90 @@ def to_junit(run: RunInfo, results: Sequence[CellResult]) -> ET.ElementTree:
     return junit_tree(f"smoke {run.release.label}", results, run.uncovered_blocks)
 
 
+def junit_class(cell_id: str) -> str:
+    """A cell id as a JUnit class name: no dots (Jenkins would split ``venv-py3.12`` into a
+    package ``venv-py3`` and a class ``12``)."""
+    return cell_id.replace(".", "_")
+
+
+def _outcome(r: CellResult, c: CheckResult,
+             first_error: bool) -> tuple[str, str, str] | None:
+    """One check's JUnit element: (tag, type, message), or None when it passed.  A cell
+    that could not be judged (ERROR, TIMEOUT, INVALID) is one error, on its first bad
+    check; checks that never ran are skipped."""
+    detail = c.detail or r.reason
+    bad = c.status in (CheckStatus.FAIL, CheckStatus.ERROR, CheckStatus.TIMEOUT)
+    if bad and r.verdict in (Verdict.ERROR, Verdict.TIMEOUT, Verdict.INVALID):
+        if first_error:
+            return "error", r.verdict.value.lower(), f"{r.verdict.value}: {detail}"
+        return "skipped", "not-judged", f"not judged ({c.status.value}): {detail}"
+    if c.status is CheckStatus.FAIL:
+        return "failure", "fail", detail
+    if bad:
+        return "error", c.status.value, detail
+    if c.status is CheckStatus.NOT_RUN and r.verdict in (Verdict.ERROR, Verdict.TIMEOUT):
+        return "skipped", "not-run", f"not run: {r.reason}"
+    if c.status in (CheckStatus.SKIP, CheckStatus.NOT_RUN):
+        return "skipped", "skip", c.detail or "not run"
+    return None
+
+
 def junit_tree(title: str, results: Sequence[CellResult],
                uncovered_blocks: bool = True) -> ET.ElementTree:
-    """JUnit XML named ``title``: a testsuite per cell, a testcase per check; an UNCOVERED
-    cell adds a ``coverage`` testcase, failed when that blocks, else skipped."""
+    """JUnit XML named ``title``: a testsuite per cell (see ``_suite``), with totals."""
     suites = ET.Element("testsuites", name=title)
+    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
     for r in results:
-        suite = ET.SubElement(suites, "testsuite", name=r.cell_id, time=f"{r.seconds:.3f}")
-        counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-        for c in r.checks:
-            counts["tests"] += 1
-            case = ET.SubElement(suite, "testcase", classname=r.cell_id, name=c.name,
-                                 time=f"{c.seconds or 0:.3f}")
-            message = xml_text(c.detail or r.reason)
-            reason = xml_text(r.reason)
-            if c.status is CheckStatus.FAIL and r.verdict is Verdict.INVALID:
-                counts["errors"] += 1
-                ET.SubElement(case, "error", message=f"INVALID: {message}",
-                              type="invalid").text = message
-            elif c.status is CheckStatus.FAIL:
-                counts["failures"] += 1
-                text = message + (xml_text(f"\n{r.diagnosis.title}: {r.diagnosis.advice}")
-                                  if r.diagnosis and r.failed_check is c else "")
-                ET.SubElement(case, "failure", message=message[:500], type="fail").text = text
-            elif c.status in (CheckStatus.ERROR, CheckStatus.TIMEOUT):
-                counts["errors"] += 1
-                ET.SubElement(case, "error", message=message[:500],
-                              type=c.status.value).text = message
-            elif c.status is CheckStatus.NOT_RUN and r.verdict in (Verdict.ERROR,
-                                                                   Verdict.TIMEOUT):
-                counts["errors"] += 1
-                ET.SubElement(case, "error", message=reason[:500],
-                              type=r.verdict.value.lower()).text = reason
-            elif c.status in (CheckStatus.SKIP, CheckStatus.NOT_RUN):
-                counts["skipped"] += 1
-                ET.SubElement(case, "skipped", message=xml_text(c.detail) or "not run")
-        if r.verdict is Verdict.UNCOVERED:
-            counts["tests"] += 1
-            case = ET.SubElement(suite, "testcase", classname=r.cell_id, name="coverage")
-            key = "failures" if uncovered_blocks else "skipped"
-            counts[key] += 1
-            ET.SubElement(case, "failure" if uncovered_blocks else "skipped",
-                          message=xml_text(r.reason)[:500], type="uncovered").text = \
-                xml_text(r.reason)
-        elif r.verdict is not Verdict.PASS and not counts["failures"] + counts["errors"]:
-            counts["tests"] += 1  # e.g. a forged event stream: every check "passed"
-            counts["errors"] += 1
-            case = ET.SubElement(suite, "testcase", classname=r.cell_id, name="verdict")
-            ET.SubElement(case, "error", message=xml_text(r.reason)[:500],
-                          type=r.verdict.value.lower()).text = xml_text(r.reason)
-        for k, v in counts.items():
-            suite.set(k, str(v))
+        for k, v in _suite(suites, r, uncovered_blocks).items():
+            totals[k] += v
+    for k, v in totals.items():
+        suites.set(k, str(v))
+    suites.set("time", f"{sum(r.seconds for r in results):.3f}")
     return ET.ElementTree(suites)
+
+
+def _suite(parent: ET.Element, r: CellResult, uncovered_blocks: bool) -> dict[str, int]:
+    """One cell's testsuite: a testcase per check (class name: the cell id without dots);
+    one error when the cell could not be judged; its stderr tail in ``system-out``; an
+    UNCOVERED cell adds a ``coverage`` testcase, failed when that blocks, else skipped."""
+    suite = ET.SubElement(parent, "testsuite", name=r.cell_id, time=f"{r.seconds:.3f}")
+    if r.artifact_file:
+        props = ET.SubElement(suite, "properties")
+        ET.SubElement(props, "property", name="file", value=xml_text(r.artifact_file))
+        ET.SubElement(props, "property", name="sha256", value=r.artifact_sha256 or "")
+    counts = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+    carriers: list[ET.Element] = []  # the cases that say why the cell did not pass
+
+    def case(name: str, seconds: float | None, outcome: tuple[str, str, str] | None,
+             text: str = "") -> None:
+        counts["tests"] += 1
+        el = ET.SubElement(suite, "testcase", classname=junit_class(r.cell_id), name=name,
+                           time=f"{seconds or 0:.3f}")
+        if outcome is not None:
+            tag, kind, message = outcome
+            counts[{"failure": "failures", "error": "errors", "skipped": "skipped"}[tag]] += 1
+            child = ET.SubElement(el, tag, message=xml_text(message)[:500], type=kind)
+            if tag != "skipped":
+                child.text = xml_text(message + text)
+                carriers.append(el)
+
+    for c in r.checks:
+        diagnosis = (f"\n{r.diagnosis.title}: {r.diagnosis.advice}"
+                     if r.diagnosis and r.failed_check is c else "")
+        case(c.name, c.seconds, _outcome(r, c, not counts["errors"]), diagnosis)
+    if r.verdict is Verdict.UNCOVERED:
+        case("coverage", None, ("failure" if uncovered_blocks else "skipped", "uncovered",
+                                r.reason))
+    elif r.verdict is not Verdict.PASS and not carriers:  # e.g. a forged event stream
+        case("verdict", None, ("error", r.verdict.value.lower(), r.reason))
+    output = xml_text(r.stderr[-2000:])
+    if output:
+        if carriers:
+            ET.SubElement(carriers[0], "system-out").text = output
+        ET.SubElement(suite, "system-out").text = output
+    for k, v in counts.items():
+        suite.set(k, str(v))
+    return counts
 
 
 class ReportWriteError(HarnessError):
