@@ -1,5 +1,6 @@
 """``python -m harness``: stop handlers first (before the heavy imports), then the CLI."""
 
+from harness import timing  # noqa: F401  (first: its clock starts the profile)
 from harness.stop import StopSignals
 
 _stop = StopSignals().install()

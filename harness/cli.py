@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 from rich.console import Console
 from rich.markup import escape
 
-from harness import arguments, console, gate, matrix, release, report, shard, wheel
+from harness import arguments, console, gate, matrix, release, report, shard, timing, wheel
 from harness import cells as cells_mod
 from harness.arguments import DEFAULT_MATRIX as DEFAULT_MATRIX  # re-exported
 from harness.arguments import parser
@@ -206,6 +206,7 @@ def run(opts: Options, out: Console, stop: StopSignals) -> int:
     """The whole pipeline for one wheel; a stop signal ends it early with the report written."""
     m, selected = load_cells(opts)
     cells = shard.select(selected, opts.shard)
+    timing.mark("matrix and cells")
     if opts.list_only:
         return list_cells(cells, opts.list_format)
     if not opts.dist:
@@ -213,7 +214,9 @@ def run(opts: Options, out: Console, stop: StopSignals) -> int:
                          "files (`nox -s smoke` builds the fixture wheel for you)")
     found = wheel.resolve(opts.dist, m.package, version=opts.version,
                           prereleases=opts.prereleases, source=str(m.path))
+    timing.mark("release: find files")
     checked = wheel.read_release(found)  # bad wheels refused now, named as the user gave them
+    timing.mark("release: read and hash")
     if len(checked.wheels) == 1:
         check_wheel_fits(checked.wheels[0], cells)
     writable_report_dir(opts.report_dir)
@@ -223,6 +226,7 @@ def run(opts: Options, out: Console, stop: StopSignals) -> int:
     with run_directory([w.path for w in checked.wheels],
                        m.package.dependencies_from) as staged:
         run_id, root = staged.run_id, staged.root
+        timing.mark("staging")
         release = checked.staged(staged.wheels)  # byte copies; each cell re-hashes them
         announce_release(out, checked)
         part = f" (shard {opts.shard} of {len(selected)})" if opts.shard != shard.WHOLE else ""
@@ -245,6 +249,7 @@ def run(opts: Options, out: Console, stop: StopSignals) -> int:
             results = run_all(cells, ctx, prepared[0].environment if prepared else unprepared,
                               jobs=jobs, on_start=progress.started,
                               on_result=progress.finished)
+        timing.mark("cells")
         if preparing is not None:  # stopped mid-prepare: a build unwinds at its next log line
             preparing.join(PREPARE_GRACE)
 
@@ -263,10 +268,12 @@ def run(opts: Options, out: Console, stop: StopSignals) -> int:
 
         written, failure = write_reports(opts.report_dir, run_info, results, stop.event,
                                          decorate=gate_run.add_to if gate_run else None)
+        timing.mark("reports")
     interrupted = written.interrupted
     code = written.exit_code
     console.summary(out, results, verbosity=opts.verbosity,
                     uncovered_blocks=m.uncovered_blocks)
+    timing.mark("summary")
     counts = ", ".join(f"{n} {v.value}" for v in Verdict
                        if (n := sum(r.verdict is v for r in results)))
     if failure is not None:
@@ -339,6 +346,7 @@ def main(argv: Sequence[str] | None = None, *, stop: StopSignals | None = None) 
     own = stop is None
     signals = stop or StopSignals().install()
     args = list(sys.argv[1:] if argv is None else argv)
+    timing.mark("imports")
     out = console.make_console(arguments.output_options().parse_known_args(args)[0].color)
     try:
         if args[:1] == ["merge"]:
@@ -354,6 +362,8 @@ def main(argv: Sequence[str] | None = None, *, stop: StopSignals | None = None) 
         console.silence(sys.stdout)
         return EXIT_CLOSED_PIPE
     finally:
+        timing.mark("gate and exit code")
+        timing.write()
         if own:
             signals.uninstall()
 

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import timing
 from harness.cells import Cell
 from harness.environments import container, host, venv
 from harness.environments.base import CellEnvironment, Log, Resources, Setup
@@ -44,8 +45,11 @@ def prepare(cells: Sequence[Cell], *, run_id: str, root: Path, package: Package,
     # once, before the threads: uv's lookup loads sysconfig, which is not thread-safe then
     setup = Setup(run_id=run_id, root=root, package=package, uv=_uv(), log=log,
                   keep_failed=keep_failed, build_images=build_images)
+    timing.mark("prepare: find uv")
     wanted = {kind: [c for c in cells if c.kind == kind] for kind in KINDS}
     with ThreadPoolExecutor(max_workers=len(KINDS)) as pool:
         jobs = {kind: pool.submit(KINDS[kind], setup, chosen)
                 for kind, chosen in wanted.items() if chosen}
-        return Prepared(kinds={kind: job.result() for kind, job in jobs.items()})
+        prepared = Prepared(kinds={kind: job.result() for kind, job in jobs.items()})
+    timing.mark("prepare: every kind")
+    return prepared

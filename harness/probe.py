@@ -49,6 +49,13 @@ DEFAULT_LIB_DIRS = (
 )
 
 _events_fd = 1
+_marks = None  # [[label, wall time], ...] when the spec asks for a profile (bench --profile)
+
+
+def mark(label: str) -> None:
+    """The probe's step ``label`` ended now (only when profiling)."""
+    if _marks is not None:
+        _marks.append([label, time.time()])
 
 
 def emit(event: str, **data: object) -> None:
@@ -222,14 +229,20 @@ def linux_sterility(libraries: list[str], forbidden_env: list[str]) -> dict[str,
     """Linux: the linker cache, dlopen of every soname, the loader's directories, preloads."""
     evidence: dict[str, Any] = {}
     dirs = library_dirs()
+    mark("sterility: loader's directories")
     for lib in libraries:
+        found = ctypes.util.find_library(lib)
+        mark("sterility: find_library")
+        ldconfig = _ldconfig_entries(lib)
+        mark("sterility: ldconfig -p")
+        dlopen = _dlopen_attempts(lib)
+        mark("sterility: dlopen")
         evidence[lib] = {
-            "find_library": ctypes.util.find_library(lib),
-            "ldconfig": _ldconfig_entries(lib),
-            "dlopen": _dlopen_attempts(lib),
+            "find_library": found, "ldconfig": ldconfig, "dlopen": dlopen,
             "files": sorted(os.path.join(d, f) for d in dirs for f in os.listdir(d)
                             if is_library(f, lib)),
         }
+        mark("sterility: files")
     env_set = [n for n in list(forbidden_env) + ["LD_LIBRARY_PATH", "LD_PRELOAD"]
                if n in os.environ]
     return {"evidence": evidence, "env_set": env_set, "searched_dirs": dirs,
@@ -388,9 +401,11 @@ def install_from_set(spec: dict[str, Any], venv_dir: str, venv_python: str, use_
     for name in sorted(rel["files"]):
         path = os.path.join(rel["dir"], name)
         shas[name], records[name] = _sha256(path), _wheel_record(path)
+    mark("install: hash the staged wheels")
     command = [*_installer(spec, venv_python, use_uv), "--no-deps", "--find-links", rel["dir"],
                rel["requirement"]]
     rc, out, err, secs = _run(command, cwd)
+    mark("install: installer")
     result: dict[str, Any] = {
         "returncode": rc, "output": _tail(err if rc else out + err, 15), "seconds": secs,
         "command": command, "staged": shas,
@@ -426,6 +441,7 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
     os.makedirs(run_dir, exist_ok=True)
     os.chdir(run_dir)
     emit("facts", **interpreter_facts())
+    mark("facts")
 
     start = time.monotonic()
     emit("started", step="sterility")
@@ -441,6 +457,7 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
     else:
         rc, out, err, secs = _run(venv_cmd, run_dir)
     observed("venv", returncode=rc, seconds=secs, output=_tail(out + err))
+    mark("venv")
     if rc != 0:
         return 0  # nothing to install into
     venv_python = venv_interpreter(venv_dir)
@@ -448,6 +465,7 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
     emit("started", step="install")
     result = install_from_set(spec, venv_dir, venv_python, use_uv, run_dir)
     observed("install", **result)
+    mark("install: which file (RECORD)")
     if result["returncode"] != 0 or result.get("dependencies", {}).get("returncode", 0) != 0:
         return 0  # nothing (usable) to import
     installed = (result.get("installed") or {}).get("file")
@@ -471,6 +489,7 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
         pump.join(timeout=2.0)
         errfile.seek(max(0, errfile.seek(0, 2) - 65536))  # the tail is what matters
         stderr = errfile.read()
+    mark("checks process")
     observed("exit", returncode=proc.returncode, stderr=_tail(stderr, 40),
              seconds=time.monotonic() - start, over_budget=over_budget)
     return 0
@@ -749,21 +768,27 @@ def checks_mode(spec: dict[str, Any]) -> int:
     package = spec["package"]
     emit("environment", variables=dict(os.environ), cwd=os.getcwd(), sys_path=sys.path)
     module = observe_import(package)
+    mark("import")
     if module is None:
         return 0
     observe_version(module, package)
+    mark("version")
     observe_declared(module, package)
+    mark("declared checks")
     observe_provenance(package)
+    mark("provenance")
     return 0
 
 
 def main(argv: list[str]) -> int:
     """Entry point: ``argv`` = [source, spec_json]."""
-    global _events_fd
+    global _events_fd, _marks
     source, spec = argv[0], json.loads(argv[1])
     _events_fd = os.dup(1)
     os.dup2(2, 1)  # whatever the package prints must not corrupt the event stream
     sys.stdout = sys.stderr
+    if spec.get("profile"):
+        _marks = [["interpreter start", time.time()]]
     try:
         if spec["mode"] == "cell":
             code = cell_mode(spec, source)
@@ -776,6 +801,9 @@ def main(argv: list[str]) -> int:
         emit("error", stage=spec.get("mode"), message="%s: %s" % (type(exc).__name__, exc),
              exception=_exception(exc))
         return 3
+    finally:
+        if _marks is not None:
+            emit("timing", mode=spec.get("mode"), marks=_marks)
 
 
 if __name__ == "__main__" and sys.argv[0] in ("-c", "<probe>"):

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from harness import timing
 from harness.cells import Cell
 from harness.checks import CheckStatus
 from harness.diagnosis import explain
@@ -156,10 +157,12 @@ def run_cell(cell: Cell, ctx: RunContext, factory: EnvironmentFactory) -> CellRe
     if ctx.interrupted.is_set():
         return error_result(cell, ctx.package, "interrupted before start")
     start = time.monotonic()
+    timing.begin(cell.id)
     try:
         env = factory(cell)
     except HarnessError as exc:
         return error_result(cell, ctx.package, str(exc))
+    timing.mark("environment object")
     with env:
         with ctx.lock:
             ctx.live.add(env)
@@ -171,6 +174,8 @@ def run_cell(cell: Cell, ctx: RunContext, factory: EnvironmentFactory) -> CellRe
         finally:
             with ctx.lock:
                 ctx.live.discard(env)
+        timing.probe(cell.id, run.events)
+    timing.mark("teardown")
     if ctx.interrupted.is_set() and run.infra_error is None and not run.events:
         run = ProbeRun(infra_error="interrupted", environment=run.environment)
     result = judge(run, cell_id=cell.id, kind=cell.kind, release=ctx.release,
@@ -182,9 +187,12 @@ def run_cell(cell: Cell, ctx: RunContext, factory: EnvironmentFactory) -> CellRe
                          f"{env.kept} sh (the venv is /tmp/cell/venv); then docker rm -fv "
                          f"{env.kept}]")
     result = replace(result, seconds=time.monotonic() - start)
+    timing.mark("judge")
     if result.verdict is Verdict.UNCOVERED and len(ctx.release.wheels) > 1:
         return result  # the fallback says it all; no one wheel to blame
-    return explain(result, tested_wheel(ctx.release, result), ctx.package)
+    explained = explain(result, tested_wheel(ctx.release, result), ctx.package)
+    timing.mark("diagnosis")
+    return explained
 
 
 def until_stopped(task: Callable[[], None], stop: threading.Event, *,

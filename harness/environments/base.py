@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 
 from typing_extensions import Unpack
 
-from harness import probe, probe_native
+from harness import probe, probe_native, timing
 from harness.cells import Cell
 from harness.matrix import Package
 from harness.verdict import ProbeRun
@@ -99,6 +99,7 @@ class ProbeSpec:
         files = self.release.files
         return json.dumps({
             "mode": "cell", "uv": uv, "workdir": workdir, "linger": linger,
+            **({"profile": True} if timing.enabled() else {}),
             "venv_made_by": venv_made_by,
             "release": {"dir": wheel_dir, "dependencies": dependencies,
                         "requirement": f"{files.distribution}=={files.version}",

@@ -20,7 +20,7 @@ import requests.exceptions
 from docker.models.containers import Container
 from docker.types import Mount
 
-from harness import engine, imaging, probe
+from harness import engine, imaging, probe, timing
 from harness.cells import Cell
 from harness.environments.base import (
     CellEnvironment,
@@ -127,13 +127,16 @@ def locked_down(client: docker.DockerClient, *, image: str, command: list[str],
         security_opt=["no-new-privileges"], pids_limit=PIDS, mem_limit=MEMORY,
         mounts=[Mount(target=WHEEL_MOUNT, source=None, type="volume")], labels=labels,
         detach=True)
+    timing.mark("create")
     handle = Handle(container=container)
     try:
         container.put_archive(WHEEL_MOUNT, wheel_archive(files))
+        timing.mark("copy-in")
         yield handle
     finally:
         if not handle.keep:
             _remove(container)
+            timing.mark("remove")
 
 
 def _remove(container: Container) -> None:
@@ -176,11 +179,14 @@ class ContainerEnvironment(CellEnvironment):
                         return ProbeRun(infra_error="interrupted", environment=env)
                     self._container = c
                 c.start()
+                timing.mark("start")
                 wait = self._wait_for_linger if self.keep_failed else self._wait
                 timed_out, status = wait(c, timeout)
+                timing.mark("wait (the probe runs)")
                 out = c.logs(stdout=True, stderr=False).decode("utf-8", "replace")
                 err = c.logs(stdout=False, stderr=True, tail=200).decode("utf-8", "replace")
                 c.reload()
+                timing.mark("logs and state")
                 oom = bool(c.attrs.get("State", {}).get("OOMKilled"))
                 run = ProbeRun(events=parse_events(out), returncode=status, stderr=err,
                                seconds=time.monotonic() - start, timed_out=timed_out,
@@ -269,8 +275,10 @@ def prepare(setup: Setup, cells: Sequence[Cell]) -> ContainerResources:
     except InfrastructureError as exc:
         setup.log(f"error: {exc}")
         return ContainerResources(run_id=setup.run_id, client=None, error=str(exc), recipes={})
+    timing.mark("container: engine connect")
     for name in reap(client):
         setup.log(f"removed leftover container {name}")
+    timing.mark("container: reap leftovers")
     recipes = imaging.load_recipes()
     wanted = sorted({c.image for c in cells if c.image in recipes})
     error = None
@@ -280,6 +288,7 @@ def prepare(setup: Setup, cells: Sequence[Cell]) -> ContainerResources:
         except Exception as exc:  # any build failure is an infrastructure fault
             error = f"building images failed: {exc}"
             setup.log(f"error: {error}")
+    timing.mark("container: images current")
     return ContainerResources(run_id=setup.run_id, client=client, error=error, recipes=recipes,
                               keep_failed=setup.keep_failed)
 

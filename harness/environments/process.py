@@ -19,7 +19,7 @@ from typing import Any
 
 import virtualenv
 
-from harness import interpreters
+from harness import interpreters, timing
 from harness.environments.base import CellEnvironment, ProbeSpec, Where, parse_events
 from harness.errors import HarnessError
 from harness.interpreters import Interpreter
@@ -144,9 +144,11 @@ class LocalProcessEnvironment(CellEnvironment):
                                           errors="replace", stdout=subprocess.PIPE,
                                           stderr=subprocess.PIPE,
                                           **new_process_group(self.platform))
+        timing.mark("spawn")
         timed_out = False
         try:
             out, err = self._proc.communicate(timeout=timeout)
+            timing.mark("wait (the probe runs)")
         except subprocess.TimeoutExpired:
             timed_out = True
             self._kill()

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import sandbox
+from harness import sandbox, timing
 from harness.cells import Cell
 from harness.environments.base import ProbeSpec, Resources, Setup, cell_variables
 from harness.environments.process import LocalProcessEnvironment, finder
@@ -61,10 +61,12 @@ def prepare(setup: Setup, cells: Sequence[Cell]) -> VenvResources:
     specs = sorted({c.python for c in cells if c.python is not None})
     with ThreadPoolExecutor(max_workers=len(specs) or 1) as pool:
         found = dict(zip(specs, pool.map(finder(setup.root), specs), strict=True))
+    timing.mark("venv: interpreters")
     libdirs = [i.libdir for i in found.values() if isinstance(i, Interpreter) and i.libdir]
     libs = setup.package.bundled_libraries
     try:
         box = sandbox.prepare(setup.root / "sandbox", list(libs), libdirs)
+        timing.mark("venv: sandbox")
     except sandbox.SandboxUnavailable as exc:  # never run a venv cell unisolated
         why = (f"cannot isolate venv cells: {exc}; run as root, allow unprivileged user "
                "namespaces (sysctl user.max_user_namespaces, "
