@@ -133,10 +133,12 @@ def fixtures(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite: unit tests plus real venv and container cells."""
+    """The test suite: unit tests plus real venv and container cells (two test processes:
+    the cells mostly wait on the engine and on process start; tests sharing one harness run
+    stay in one process, ``--dist loadgroup``)."""
     _install(session)
     _ensure_engine(session)
-    session.run("pytest", *(session.posargs or ["-q"]))
+    session.run("pytest", *(session.posargs or ["-q", "-n", "2", "--dist", "loadgroup"]))
 
 
 @nox.session

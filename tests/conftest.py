@@ -44,10 +44,17 @@ def docker_client() -> Any:
 
 @pytest.fixture(scope="session")
 def images(docker_client: Any) -> dict[str, Any]:
-    """The default clean images, built once (reused when current)."""
+    """The default clean images, built once (reused when current); one test process at a
+    time checks or builds them (xdist workers wait for the first instead of building too)."""
+    import fcntl
+    import tempfile
+
     from harness import imaging
 
-    return imaging.ensure_images(None, client=docker_client, log=lambda line: None)
+    lock = Path(tempfile.gettempdir()) / f"q-kangaroo-smoke-tests-images-{os.geteuid()}.lock"
+    with lock.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        return imaging.ensure_images(None, client=docker_client, log=lambda line: None)
 
 
 @dataclass
@@ -74,24 +81,50 @@ class HarnessRun:
 RunHarness = Callable[..., HarnessRun]
 
 
+def harness_process(reports: Path, *args: str, env: Mapping[str, str] | None = None,
+                    cwd: Path | None = None, timeout: float = 900) -> HarnessRun:
+    """``python -m harness ARGS --report-dir REPORTS`` for real: exit code, report, output."""
+    extra = dict(env or {})
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT), extra.pop("PYTHONPATH", "")]))
+    full_env = {**os.environ, **extra, "PYTHONPATH": pythonpath}
+    proc = subprocess.run([sys.executable, "-m", "harness", *args, "--report-dir",
+                           str(reports)], capture_output=True, text=True,
+                          env=full_env, cwd=cwd or ROOT, timeout=timeout)
+    path = reports / "smoke.json"
+    report = json.loads(path.read_text()) if path.exists() else None
+    return HarnessRun(proc.returncode, report, proc.stdout + proc.stderr)
+
+
 @pytest.fixture
 def run_harness(tmp_path: Path) -> RunHarness:
     """Run the harness CLI for real; returns exit code and parsed JSON report."""
 
-    def run(*args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None,
-            timeout: float = 900) -> HarnessRun:
-        reports = tmp_path / "reports"
-        extra = dict(env or {})
-        pythonpath = os.pathsep.join(filter(None, [str(ROOT), extra.pop("PYTHONPATH", "")]))
-        full_env = {**os.environ, **extra, "PYTHONPATH": pythonpath}
-        proc = subprocess.run([sys.executable, "-m", "harness", *args, "--report-dir",
-                               str(reports)], capture_output=True, text=True,
-                              env=full_env, cwd=cwd or ROOT, timeout=timeout)
-        path = reports / "smoke.json"
-        report = json.loads(path.read_text()) if path.exists() else None
-        return HarnessRun(proc.returncode, report, proc.stdout + proc.stderr)
+    def run(*args: str, **kw: Any) -> HarnessRun:
+        return harness_process(tmp_path / "reports", *args, **kw)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def whole_matrix(wheels: dict[str, Path], images: dict[str, Any],
+                 tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], HarnessRun]:
+    """The default matrix's every cell (venv and container) on one fixture wheel, run once
+    per session and judged by several tests (each looks at its kind of cell).  Tests sharing
+    a variant's run belong to its xdist group: ``by_variant``."""
+    runs: dict[str, HarnessRun] = {}
+
+    def run(variant: str) -> HarnessRun:
+        if variant not in runs:
+            runs[variant] = harness_process(tmp_path_factory.mktemp(f"whole-{variant}"),
+                                            str(wheels[variant]))
+        return runs[variant]
+
+    return run
+
+
+def by_variant(*variants: str) -> list[Any]:
+    """Parameters for tests that share ``whole_matrix``'s run: one xdist group per wheel."""
+    return [pytest.param(v, marks=pytest.mark.xdist_group(f"whole-{v}")) for v in variants]
 
 
 def default_matrix_data() -> dict[str, Any]:

@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 
 from harness.runner import private_parent
-from tests.conftest import ROOT, RunHarness, smoke_containers
+from tests.conftest import ROOT, HarnessRun, RunHarness, by_variant, smoke_containers
 from tests.integration.expectations import VARIANTS, assert_cells_match
 
-DOCKER = "docker-*"
 HANG = {"name": "hang", "expr": "__import__('time').sleep(600)", "expected": None}
 
 
@@ -27,12 +26,11 @@ def _engine_and_images(images: dict[str, Any]) -> None:
     assert len(images) >= 5
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", by_variant(*VARIANTS))
 def test_each_fixture_wheel_gets_its_verdict_in_every_container_cell(
-        variant: str, wheels: dict[str, Path], run_harness: RunHarness,
-        docker_client: Any) -> None:
-    run = run_harness(str(wheels[variant]), "--select", DOCKER)
-    cells = run.cells()
+        variant: str, whole_matrix: Callable[[str], HarnessRun], docker_client: Any) -> None:
+    run = whole_matrix(variant)  # the venv cells of the same run: test_venv_cells
+    cells = {k: c for k, c in run.cells().items() if c["kind"] == "container"}
     assert len(cells) >= 5, run.output
     assert_cells_match(variant, cells)
     assert run.returncode == (0 if variant == "good" else 1), run.output
@@ -47,11 +45,12 @@ def test_glibc_refusal_names_tag_glibc_and_fix(wheels: dict[str, Path],
     assert "--compatibility manylinux2014" in advice
 
 
+@pytest.mark.parametrize("variant", by_variant("good"))
 def test_good_wheel_maps_the_bundled_gmp_inside_the_container(
-        wheels: dict[str, Path], run_harness: RunHarness) -> None:
-    run = run_harness(str(wheels["good"]), "--select", DOCKER)
+        variant: str, whole_matrix: Callable[[str], HarnessRun]) -> None:
+    run = whole_matrix(variant)
     assert run.returncode == 0, run.output
-    for cell in run.cells().values():
+    for cell in (c for c in run.cells().values() if c["kind"] == "container"):
         (path,) = cell["libraries_mapped"]["gmp"]
         assert path.startswith("/tmp/cell/venv/") and "/q_kangaroo.libs/libgmp-" in path
         assert cell["environment"]["HOME"] == "/tmp"
