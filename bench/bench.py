@@ -38,6 +38,9 @@ from uv import find_uv_bin  # noqa: E402
 
 from harness import cells as cells_mod  # noqa: E402
 from harness import engine, imaging, interpreters, matrix, timing  # noqa: E402
+from harness.kinds.base import entry_of  # noqa: E402
+from harness.kinds.container import ContainerEntry  # noqa: E402
+from harness.kinds.venv import VenvEntry  # noqa: E402
 
 IMPORT = "import q_kangaroo"
 PREPARE = "prepare (its own thread, beside the main one)"
@@ -208,7 +211,8 @@ def main() -> int:
     m = matrix.load(ROOT / "matrix.yaml")
     cells = cells_mod.select(cells_mod.expand(m), args.select)
     client = engine.connect() if any(c.kind == "container" for c in cells) else None
-    built = imaging.ensure_images(sorted({c.image for c in cells if c.image}), client=client,
+    images = {c.id: entry_of(c, ContainerEntry).image for c in cells if c.kind == "container"}
+    built = imaging.ensure_images(sorted(set(images.values())), client=client,
                                   log=lambda line: None) if client else {}
     if args.profile:
         print_profile(wheel, args.select, args.repeat)
@@ -232,8 +236,7 @@ def main() -> int:
     throwaway: list[str] = []
     for cell in cells:
         if cell.kind == "venv":
-            assert cell.python is not None
-            python = interpreters.find(cell.python).executable
+            python = interpreters.find(entry_of(cell, VenvEntry).python).executable
             if not args.quick:
                 t_naive += timed(lambda python=python: naive_venv(python, wheel))
             with tempfile.TemporaryDirectory() as tmp:
@@ -244,7 +247,7 @@ def main() -> int:
                 floors[cell.id] = median_of(args.repeat * 2, lambda venv=venv, tmp=tmp: run(
                     [str(venv / "bin" / "python"), "-c", IMPORT], cwd=tmp))
         else:
-            b = built[str(cell.image)]
+            b = built[images[cell.id]]
             if not args.quick:
                 t_naive += timed(lambda b=b: naive_container(b.tag, b.python, wheel))
             pre = preinstalled_image(b.tag, b.python, wheel)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import signal
 import sys
 import threading
@@ -23,7 +22,18 @@ from typing import Any, NoReturn
 from rich.console import Console
 from rich.markup import escape
 
-from harness import arguments, console, gate, matrix, release, report, shard, timing, wheel
+from harness import (
+    arguments,
+    console,
+    gate,
+    kinds,
+    matrix,
+    release,
+    report,
+    shard,
+    timing,
+    wheel,
+)
 from harness import cells as cells_mod
 from harness.arguments import DEFAULT_MATRIX as DEFAULT_MATRIX  # re-exported
 from harness.arguments import parser
@@ -89,23 +99,10 @@ def load_cells(opts: Options) -> tuple[matrix.Matrix, list[cells_mod.Cell]]:
     """Matrix -> the selected cells (with any timeout override)."""
     m = matrix.load(opts.matrix)
     cells = cells_mod.select(cells_mod.expand(m), opts.select)
-    check_images(m, cells)
+    cells_mod.check(cells, str(m.path))
     if opts.timeout is not None:
         cells = [replace(c, timeout=opts.timeout) for c in cells]
     return m, cells
-
-
-def check_images(m: matrix.Matrix, cells: Sequence[cells_mod.Cell]) -> None:
-    """A bare name must be a recipe; anything else must look like an image reference."""
-    from harness.imaging import load_recipes
-
-    recipes = load_recipes()
-    for cell in cells:
-        ref = cell.image
-        if ref and ref not in recipes and not any(ch in ref for ch in ":/@"):
-            raise InputError(f"{m.path}: environments.container: image {ref!r} is not a recipe "
-                             f"under images/ ({', '.join(sorted(recipes))}); for an image "
-                             f"reference give its tag, e.g. {ref}:latest")
 
 
 def writable_report_dir(path: Path) -> None:
@@ -126,7 +123,7 @@ def list_cells(cells: Sequence[cells_mod.Cell], fmt: str = "text") -> int:
         print(json.dumps(shard.job_list(cells)))
         return EXIT_PASS
     for c in cells:
-        target = c.image if c.kind == "container" else c.python
+        target = next(iter(kinds.of(c).fields(c).values()), None)
         aliases = f"  (also: {', '.join(c.aliases)})" if c.aliases else ""
         print(f"{c.id}\t{c.kind}\t{target}{aliases}")
     return EXIT_PASS
@@ -149,26 +146,15 @@ def exit_code(results: Sequence[CellResult], interrupted: bool,
     return EXIT_PASS if results else EXIT_INPUT  # no cell ran: nothing was judged
 
 
-#: platform-tag prefixes the cells of each system install (Linux cells: this machine's arch)
-SYSTEM_PLATFORMS = {"windows": ("win",), "macos": ("macosx",)}
-
-
 def check_wheel_fits(info: wheel.WheelInfo, cells: Sequence[cells_mod.Cell]) -> None:
     """Refuse up front a single wheel none of the selected cells can install (in a release
     set, such a wheel is simply another platform's)."""
-    machine = platform.machine()
-
-    def installable(plat: str, cell: cells_mod.Cell) -> bool:
-        if cell.system in SYSTEM_PLATFORMS:
-            return plat.startswith(SYSTEM_PLATFORMS[cell.system])
-        return (plat.startswith(("linux_", "manylinux", "musllinux"))
-                and plat.endswith(f"_{machine}"))
-
+    where = [kinds.of(c).platform(c) for c in cells]
     if not any(t.interpreter.startswith(("py3", "cp3", "pp3"))
-               and (t.platform == "any" or any(installable(t.platform, c) for c in cells))
+               and (t.platform == "any" or any(p.installs(t.platform) for p in where))
                for t in info.tags):
         tags = ", ".join(sorted(str(t) for t in info.tags))
-        systems = ", ".join(sorted({c.system or f"Linux {machine}" for c in cells}))
+        systems = ", ".join(sorted({str(p) for p in where}))
         raise InputError(f"{info.path}: no cell can install this wheel (tags {tags}; the "
                          f"cells are {systems}, Python 3); pass a wheel built for them")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,10 @@ from typing import Any
 import jsonschema
 import yaml
 
-from harness import policy
+from harness import kinds, policy
 from harness.errors import InputError
-from harness.schema import HOST_SYSTEMS, MATRIX_SCHEMA
+from harness.kinds import Entry
+from harness.schema import matrix_schema
 
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_BUDGETS = {"import": 15.0, "check": 120.0}  # seconds per step (defaults.budgets)
@@ -76,46 +78,19 @@ class Package:
 
 
 @dataclass(frozen=True, kw_only=True)
-class VenvEntry:
-    """A host interpreter: a fresh venv per cell."""
-
-    python: str
-    id: str | None = None
-    timeout: float | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class ContainerEntry:
-    """An image: a fresh locked-down container per cell."""
-
-    image: str
-    python: str | None = None
-    id: str | None = None
-    timeout: float | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class HostEntry:
-    """An interpreter on a Windows or macOS machine: a fresh venv per cell there."""
-
-    python: str
-    os: tuple[str, ...] = HOST_SYSTEMS
-    id: str | None = None
-    timeout: float | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
 class Matrix:
     """What to test and where."""
 
     path: Path
     package: Package
-    venvs: tuple[VenvEntry, ...] = ()
-    containers: tuple[ContainerEntry, ...] = ()
-    hosts: tuple[HostEntry, ...] = ()
+    environments: Mapping[str, tuple[Entry, ...]] = field(default_factory=dict)  # by kind
     timeout: float = DEFAULT_TIMEOUT
     jobs: int | None = None
     release: policy.ReleasePolicy = field(default_factory=policy.ReleasePolicy)  # prepublish
+
+    def entries(self, kind: str) -> tuple[Entry, ...]:
+        """The entries under ``environments.<kind>``, in file order."""
+        return tuple(self.environments.get(kind, ()))
 
     @property
     def uncovered_blocks(self) -> bool:
@@ -132,7 +107,7 @@ def _key(path: Any) -> str:
 
 def validate(data: Any, source: str) -> list[str]:
     """Every schema error as one line: file, key, what was expected."""
-    validator = jsonschema.Draft202012Validator(MATRIX_SCHEMA)
+    validator = jsonschema.Draft202012Validator(matrix_schema())
     lines = []
     for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
         if err.validator == "oneOf" and _key(err.path).endswith("]"):
@@ -181,10 +156,8 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
     return Matrix(
         path=path,
         package=package,
-        venvs=tuple(VenvEntry(**v) for v in envs.get("venv", ())),
-        containers=tuple(ContainerEntry(**c) for c in envs.get("container", ())),
-        hosts=tuple(HostEntry(**{**h, "os": tuple(h.get("os", HOST_SYSTEMS))})
-                    for h in envs.get("host", ())),
+        environments={k.name: tuple(k.parse(e) for e in envs.get(k.name, ()))
+                      for k in kinds.all_kinds()},
         timeout=float(defaults.get("timeout", DEFAULT_TIMEOUT)),
         jobs=defaults.get("jobs"),
         release=policy.from_matrix(data.get("release")),

@@ -1,25 +1,17 @@
-"""Prepare what the cells share, once per run: one ``prepare`` per kind of cell, side by side.
-
-A new kind of cell is one module under ``environments/`` with a ``prepare`` and one line in
-``KINDS``.
-"""
+"""Prepare what the cells share, once per run: each kind's ``prepare`` (harness.kinds),
+side by side."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import timing
+from harness import kinds, timing
 from harness.cells import Cell
-from harness.environments import container, host, venv
 from harness.environments.base import CellEnvironment, Log, Resources, Setup
 from harness.matrix import Package
-
-Preparer = Callable[[Setup, Sequence[Cell]], Resources]
-KINDS: Mapping[str, Preparer] = {"venv": venv.prepare, "container": container.prepare,
-                                 "host": host.prepare}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,10 +38,10 @@ def prepare(cells: Sequence[Cell], *, run_id: str, root: Path, package: Package,
     setup = Setup(run_id=run_id, root=root, package=package, uv=_uv(), log=log,
                   keep_failed=keep_failed, build_images=build_images)
     timing.mark("prepare: find uv")
-    wanted = {kind: [c for c in cells if c.kind == kind] for kind in KINDS}
-    with ThreadPoolExecutor(max_workers=len(KINDS)) as pool:
-        jobs = {kind: pool.submit(KINDS[kind], setup, chosen)
-                for kind, chosen in wanted.items() if chosen}
+    wanted = {k: [c for c in cells if c.kind == k.name] for k in kinds.all_kinds()}
+    with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+        jobs = {k.name: pool.submit(k.prepare, setup, chosen)
+                for k, chosen in wanted.items() if chosen}
         prepared = Prepared(kinds={kind: job.result() for kind, job in jobs.items()})
     timing.mark("prepare: every kind")
     return prepared

@@ -7,16 +7,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import policy
+from harness import kinds, policy
+from harness.kinds.base import STR, TIMEOUT
 
 SCHEMA_PATH = Path(__file__).with_name("matrix.schema.json")
 
-_STR = {"type": "string", "minLength": 1}
+_STR = STR
 _STR_LIST = {"type": "array", "items": _STR}
-_ID = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-       "description": "Cell id override (letters, digits, . _ -)."}
 _SECONDS = {"type": "number", "exclusiveMinimum": 0}
-_TIMEOUT = {**_SECONDS, "description": "Seconds per cell."}
+_TIMEOUT = TIMEOUT
 
 CHECK = {
     "type": "object",
@@ -71,31 +70,6 @@ BUDGETS = {
     },
 }
 
-VENV = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["python"],
-    "properties": {
-        "python": {**_STR, "description": "A version (3.12: found on PATH or via pyenv) "
-                   "or an explicit interpreter path."},
-        "id": _ID,
-        "timeout": _TIMEOUT,
-    },
-}
-
-CONTAINER = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["image"],
-    "properties": {
-        "image": {**_STR, "description": "A recipe name under images/ or any image ref."},
-        "python": {**_STR, "description": "Interpreter inside the image (default: the "
-                   "recipe's, else python3)."},
-        "id": _ID,
-        "timeout": _TIMEOUT,
-    },
-}
-
 # release: what blocks a release (harness.policy; the gate and UNCOVERED cells)
 RELEASE = {
     "type": "object",
@@ -119,58 +93,39 @@ RELEASE = {
     },
 }
 
-HOST_SYSTEMS = ("windows", "macos")  # the systems a host cell can run on
+def environments() -> dict[str, Any]:
+    """``environments``: one array of entries per registered kind of cell (its own schema)."""
+    return {"type": "object", "additionalProperties": False, "properties": {
+        k.name: {"type": "array", "items": dict(k.schema),
+                 **({"description": k.description} if k.description else {})}
+        for k in kinds.all_kinds()}}
 
-HOST = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["python"],
-    "properties": {
-        "python": {**_STR, "description": "A version (3.12: found as for venv cells, on "
-                   "Windows also through the py launcher) or an interpreter path on that "
-                   "machine."},
-        "os": {"type": "array", "minItems": 1, "uniqueItems": True,
-               "items": {"enum": list(HOST_SYSTEMS)},
-               "description": "Systems to run on (default: windows and macos); each cell "
-                              "runs only on its own (a CI runner of that system)."},
-        "id": {**_ID, "description": "Cell id override (with several systems, -<os> is "
-               "appended)."},
-        "timeout": _TIMEOUT,
-    },
-}
 
-MATRIX_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "q_kangaroo smoke matrix",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["package", "environments"],
-    "properties": {
-        "package": PACKAGE,
-        "defaults": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"timeout": _TIMEOUT, "jobs": {"type": "integer", "minimum": 1},
-                           "budgets": BUDGETS},
-        },
-        "environments": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "venv": {"type": "array", "items": VENV},
-                "container": {"type": "array", "items": CONTAINER},
-                "host": {"type": "array", "items": HOST, "description": "A fresh venv on "
-                         "a Windows or macOS machine (the nightly runs them on its runners)."},
+def matrix_schema() -> dict[str, Any]:
+    """The whole schema, with the kinds registered now."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "q_kangaroo smoke matrix",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["package", "environments"],
+        "properties": {
+            "package": PACKAGE,
+            "defaults": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"timeout": _TIMEOUT, "jobs": {"type": "integer", "minimum": 1},
+                               "budgets": BUDGETS},
             },
+            "environments": environments(),
+            "release": RELEASE,
         },
-        "release": RELEASE,
-    },
-}
+    }
 
 
 def render() -> str:
     """The schema as committed in matrix.schema.json."""
-    return json.dumps(MATRIX_SCHEMA, indent=2, sort_keys=True) + "\n"
+    return json.dumps(matrix_schema(), indent=2, sort_keys=True) + "\n"
 
 
 if __name__ == "__main__":

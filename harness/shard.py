@@ -12,17 +12,14 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from harness import kinds
 from harness.cells import Cell
 from harness.errors import InputError
 from harness.matrix import Matrix
 
-# The GitHub-hosted runner each kind of cell needs; host cells, the runner of their system.
-RUNNER = {"venv": "ubuntu-latest", "container": "ubuntu-latest"}
-HOST_RUNNER = {"windows": "windows-latest", "macos": "macos-latest"}
-KIND_ORDER = ("venv", "container", "host")
 _SPEC = re.compile(r"^(?P<index>\d+)/(?P<count>\d+)$")
 
 
@@ -49,9 +46,9 @@ def parse(spec: str) -> Shard:
 
 
 def _by_kind(cells: Sequence[Cell]) -> list[Cell]:
-    """Cells grouped by kind (venv, container, host), each group in selection order."""
-    rank = {k: i for i, k in enumerate(KIND_ORDER)}
-    return sorted(cells, key=lambda c: rank.get(c.kind, len(rank)))
+    """Cells grouped by kind (registration order), each group in selection order."""
+    rank = {k.name: i for i, k in enumerate(kinds.all_kinds())}
+    return sorted(cells, key=lambda c: rank[c.kind])
 
 
 def positions(cells: Sequence[Cell], count: int) -> dict[str, int]:
@@ -68,22 +65,23 @@ def select(cells: Sequence[Cell], shard: Shard) -> list[Cell]:
 def matrix_digest(m: Matrix, cells: Sequence[Cell]) -> str:
     """sha256 over the matrix file and the whole (unsharded) selection of cells."""
     data = {"matrix": hashlib.sha256(m.path.read_bytes()).hexdigest(),
-            "cells": [{"id": c.id, "kind": c.kind, "python": c.python, "image": c.image,
-                       "timeout": c.timeout, "system": c.system} for c in cells]}
+            "cells": [{"id": c.id, "kind": c.kind, "timeout": c.timeout,
+                       "entry": asdict(c.entry)} for c in cells]}
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def runner(cell: Cell) -> str:
-    """The CI runner label a cell needs."""
-    if cell.kind == "host":
-        return HOST_RUNNER[cell.system or ""]
-    return RUNNER[cell.kind]
+    """The CI runner label a cell needs (its kind says)."""
+    return kinds.of(cell).runner(cell)
 
 
 def job_list(cells: Sequence[Cell]) -> list[dict[str, Any]]:
-    """The cells as CI matrix entries; ``shard`` makes ``--shard`` run exactly that cell."""
+    """The cells as CI matrix entries: id, kind, every kind's ``fields`` (None where a
+    cell's kind has no such field), runner; ``shard`` makes ``--shard`` run exactly that
+    cell."""
     where = positions(cells, len(cells))
-    return [{"id": c.id, "kind": c.kind, "image": c.image, "python": c.python,
-             "system": c.system, "runner": runner(c),
-             "shard": f"{where[c.id]}/{len(cells)}"} for c in cells]
+    fields = {c.id: kinds.of(c).fields(c) for c in cells}
+    keys = sorted({k for f in fields.values() for k in f})
+    return [{"id": c.id, "kind": c.kind, **{k: fields[c.id].get(k) for k in keys},
+             "runner": runner(c), "shard": f"{where[c.id]}/{len(cells)}"} for c in cells]

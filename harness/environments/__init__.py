@@ -1,6 +1,7 @@
-"""Where a cell runs: one module per kind of cell (``venv``, ``container``); same probe in all.
+"""Where a cell runs: the environments the kinds of cell (harness.kinds) prepare; the same
+probe in all.
 
-Each kind's module has ``prepare(setup, cells) -> Resources`` (once per run) and its
+A kind's ``prepare(setup, cells) -> Resources`` runs once per run and its
 ``Resources.environment(cell)`` makes the ``CellEnvironment`` of one cell.
 """
 

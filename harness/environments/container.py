@@ -31,6 +31,8 @@ from harness.environments.base import (
     parse_events,
 )
 from harness.errors import InfrastructureError
+from harness.kinds.base import entry_of
+from harness.kinds.container import ContainerEntry
 from harness.liveness import pid_alive
 from harness.verdict import ProbeRun, Verdict, judge
 
@@ -259,11 +261,11 @@ class ContainerResources(Resources):
         """A fresh container cell of the recipe's image, or of any image reference."""
         if self.client is None or self.error is not None:
             raise InfrastructureError(self.error or "no Docker engine")
-        assert cell.image is not None
-        recipe = self.recipes.get(cell.image)
-        image, python = (recipe.tag, recipe.python) if recipe else (cell.image, None)
+        entry = entry_of(cell, ContainerEntry)
+        recipe = self.recipes.get(entry.image)
+        image, python = (recipe.tag, recipe.python) if recipe else (entry.image, None)
         return ContainerEnvironment(client=self.client, image=image,
-                                    python=cell.python or python or "python3",
+                                    python=entry.python or python or "python3",
                                     labels=run_labels(self.run_id, cell.id),
                                     keep_failed=self.keep_failed)
 
@@ -280,7 +282,8 @@ def prepare(setup: Setup, cells: Sequence[Cell]) -> ContainerResources:
         setup.log(f"removed leftover container {name}")
     timing.mark("container: reap leftovers")
     recipes = imaging.load_recipes()
-    wanted = sorted({c.image for c in cells if c.image in recipes})
+    wanted = sorted({image for c in cells
+                     if (image := entry_of(c, ContainerEntry).image) in recipes})
     error = None
     if wanted and setup.build_images:
         try:

@@ -23,6 +23,8 @@ from harness.environments.base import ProbeSpec, Resources, Setup
 from harness.environments.process import LocalProcessEnvironment, finder
 from harness.errors import InfrastructureError
 from harness.interpreters import Interpreter
+from harness.kinds.base import entry_of
+from harness.kinds.host import HostEntry, system
 from harness.probe_native import library_dirs_on_path, native_platform, under_known_prefix
 
 #: the sys.platform of each system a host cell can need
@@ -117,10 +119,10 @@ class HostEnvironment(LocalProcessEnvironment):
 
 def wrong_machine(cell: Cell, platform: str = sys.platform) -> str | None:
     """Why a host cell cannot run on this machine, or None.  The cell is then ERROR."""
-    wanted = SYSTEM_PLATFORM.get(cell.system or "")
+    wanted = SYSTEM_PLATFORM.get(system(cell))
     if wanted == native_platform(platform):
         return None
-    return (f"cell {cell.id} runs only on {cell.system} (a {cell.system} CI runner, see "
+    return (f"cell {cell.id} runs only on {system(cell)} (a {system(cell)} CI runner, see "
             f"--list --format json) but this machine is {platform}: run it there, or leave it "
             "out with --select")
 
@@ -141,8 +143,7 @@ class HostResources(Resources):
         problem = wrong_machine(cell, self.platform)
         if problem:
             raise InfrastructureError(problem)
-        assert cell.python is not None
-        interp = self.interpreters[cell.python]
+        interp = self.interpreters[entry_of(cell, HostEntry).python]
         if isinstance(interp, str):
             raise InfrastructureError(interp)
         return HostEnvironment(python=interp.executable, run_root=self.root, uv=self.uv,
@@ -152,7 +153,7 @@ class HostResources(Resources):
 
 def prepare(setup: Setup, cells: Sequence[Cell]) -> HostResources:
     """Find the interpreters of the cells that run on this machine (the others are ERROR)."""
-    specs = sorted({c.python for c in cells if c.python is not None and not wrong_machine(c)})
+    specs = sorted({entry_of(c, HostEntry).python for c in cells if not wrong_machine(c)})
     with ThreadPoolExecutor(max_workers=len(specs) or 1) as pool:
         found = dict(zip(specs, pool.map(finder(setup.root), specs), strict=True))
     for hit in found.values():

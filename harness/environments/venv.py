@@ -13,6 +13,8 @@ from harness.environments.base import ProbeSpec, Resources, Setup, cell_variable
 from harness.environments.process import LocalProcessEnvironment, finder
 from harness.errors import InfrastructureError
 from harness.interpreters import Interpreter
+from harness.kinds.base import entry_of
+from harness.kinds.venv import VenvEntry
 from harness.sandbox import Sandbox
 
 
@@ -45,8 +47,7 @@ class VenvResources(Resources):
 
     def environment(self, cell: Cell) -> VenvEnvironment:
         """A fresh venv cell from the interpreter its matrix entry names (never unisolated)."""
-        assert cell.python is not None
-        interp = self.interpreters[cell.python]
+        interp = self.interpreters[entry_of(cell, VenvEntry).python]
         for problem in (interp, self.sandbox):
             if isinstance(problem, str):
                 raise InfrastructureError(problem)
@@ -58,7 +59,7 @@ class VenvResources(Resources):
 
 def prepare(setup: Setup, cells: Sequence[Cell]) -> VenvResources:
     """Find each interpreter; build the run's sandbox that hides the bundled libraries."""
-    specs = sorted({c.python for c in cells if c.python is not None})
+    specs = sorted({entry_of(c, VenvEntry).python for c in cells})
     with ThreadPoolExecutor(max_workers=len(specs) or 1) as pool:
         found = dict(zip(specs, pool.map(finder(setup.root), specs), strict=True))
     timing.mark("venv: interpreters")

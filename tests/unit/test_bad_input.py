@@ -22,6 +22,8 @@ import yaml
 from harness import cli, report
 from harness.cells import Cell
 from harness.errors import InputError
+from harness.kinds.host import HostEntry
+from harness.kinds.venv import VenvEntry
 from tests.conftest import default_matrix_data
 from tests.unit.conftest import make_wheel, release_of
 from tests.unit.test_runner import FakeEnvironment
@@ -110,9 +112,9 @@ def test_a_wheel_that_cannot_be_tested_is_refused_before_any_cell(
 
 def test_a_windows_wheel_fits_a_matrix_with_windows_host_cells(tmp_path: Path) -> None:
     whl = cli.wheel.inspect(tiny_wheel(tmp_path, "q_kangaroo-1.0.0-cp39-abi3-win_amd64.whl"))
-    linux = Cell(id="venv-py3.12", kind="venv", python="3.12", image=None, timeout=60)
-    windows = Cell(id="host-windows-py3.12", kind="host", python="3.12", image=None,
-                   timeout=60, system="windows")
+    linux = Cell(id="venv-py3.12", kind="venv", entry=VenvEntry(python="3.12"), timeout=60)
+    windows = Cell(id="host-windows-py3.12", kind="host",
+                   entry=HostEntry(python="3.12", os=("windows",)), timeout=60)
     cli.check_wheel_fits(whl, [linux, windows])  # a Windows cell installs it: not refused
     with pytest.raises(InputError, match="no cell can install this wheel"):
         cli.check_wheel_fits(whl, [linux])

@@ -17,6 +17,7 @@ from harness.environments import base, host
 from harness.environments.base import ProbeSpec, Setup
 from harness.errors import InfrastructureError, InputError
 from harness.interpreters import Interpreter
+from harness.kinds.host import HostEntry, system
 from harness.matrix import load, validate
 from harness.verdict import ProbeRun, Verdict, judge
 from harness.wheel import WheelInfo
@@ -80,7 +81,7 @@ def write_matrix(tmp_path: Path, environments: str) -> Path:
 
 def test_host_entries_expand_to_one_cell_per_system_with_its_runner(tmp_path: Path) -> None:
     expanded = cells.expand(load(write_matrix(tmp_path, HOSTS)))
-    assert [(c.id, c.system, shard.runner(c), c.timeout) for c in expanded] == [
+    assert [(c.id, system(c), shard.runner(c), c.timeout) for c in expanded] == [
         ("host-windows-py3.12", "windows", "windows-latest", 300.0),
         ("host-macos-py3.12", "macos", "macos-latest", 300.0),
         ("host-macos-py3.9", "macos", "macos-latest", 60),
@@ -109,8 +110,8 @@ def test_host_schema_rejects_unknown_systems_and_keys(entry: dict[str, Any]) -> 
 
 
 def host_cell(system: str = "windows") -> cells.Cell:
-    return cells.Cell(id=f"host-{system}-py3.12", kind="host", python="3.12", image=None,
-                      timeout=60, system=system)
+    return cells.Cell(id=f"host-{system}-py3.12", kind="host",
+                      entry=HostEntry(python="3.12", os=(system,)), timeout=60)
 
 
 def test_a_host_cell_on_the_wrong_machine_is_an_error_not_a_skip(tmp_path: Path) -> None:

@@ -15,16 +15,19 @@ from harness.environments.venv import VenvEnvironment, VenvResources
 from harness.errors import InfrastructureError
 from harness.imaging import Recipe
 from harness.interpreters import Interpreter
+from harness.kinds.container import ContainerEntry
+from harness.kinds.venv import VenvEntry
 from harness.prepare import Prepared
 from harness.sandbox import Sandbox
 
 
 def venv_cell(python: str) -> Cell:
-    return Cell(id=f"venv-py{python}", kind="venv", python=python, image=None, timeout=60)
+    return Cell(id=f"venv-py{python}", kind="venv", entry=VenvEntry(python=python), timeout=60)
 
 
 def container_cell(image: str, python: str | None = None) -> Cell:
-    return Cell(id=f"docker-{image}", kind="container", python=python, image=image, timeout=60)
+    return Cell(id=f"docker-{image}", kind="container",
+                entry=ContainerEntry(image=image, python=python), timeout=60)
 
 
 BOX = Sandbox(launcher=("unshare",), hidden=())

@@ -14,6 +14,7 @@ import pytest
 from harness.cells import Cell
 from harness.environments.base import CellEnvironment, ProbeSpec
 from harness.errors import InfrastructureError
+from harness.kinds.venv import VenvEntry
 from harness.runner import RunContext, run_all
 from harness.stop import StopSignals
 from harness.verdict import ProbeRun, Verdict
@@ -53,7 +54,7 @@ class FakeEnvironment(CellEnvironment):
 
 
 def cells(n: int) -> list[Cell]:
-    return [Cell(id=f"c{i}", kind="venv", python="3.12", image=None, timeout=10)
+    return [Cell(id=f"c{i}", kind="venv", entry=VenvEntry(python="3.12"), timeout=10)
             for i in range(n)]
 
 

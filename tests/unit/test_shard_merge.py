@@ -13,13 +13,15 @@ from rich.console import Console
 from harness import cli, merge, shard, summary
 from harness.cells import Cell
 from harness.errors import EXIT_FAIL, EXIT_INPUT, EXIT_PASS, InputError
+from harness.kinds.container import ContainerEntry
+from harness.kinds.venv import VenvEntry
 
 
 def cells(venvs: int, containers: int) -> list[Cell]:
-    return ([Cell(id=f"venv-{i}", kind="venv", python=f"3.{i}", image=None, timeout=1)
+    return ([Cell(id=f"venv-{i}", kind="venv", entry=VenvEntry(python=f"3.{i}"), timeout=1)
              for i in range(venvs)]
-            + [Cell(id=f"docker-{i}", kind="container", python=None, image=f"img{i}", timeout=1)
-               for i in range(containers)])
+            + [Cell(id=f"docker-{i}", kind="container", entry=ContainerEntry(image=f"img{i}"),
+                    timeout=1) for i in range(containers)])
 
 
 @pytest.mark.parametrize(("venvs", "containers", "count"), [(5, 5, 2), (5, 5, 3), (1, 7, 4),
