@@ -16,6 +16,7 @@ images, tests, lint, bench.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,24 +37,60 @@ nox.options.sessions = ["smoke"]
 
 FIXTURE_BUILD = ROOT / "tests" / "fixture_wheels" / "build.py"
 ENSURE_ENGINE = ROOT / "tools" / "ensure-docker-engine"
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 CELL_IDS = [c.id for c in _cells.expand(_matrix.load(ROOT / "matrix.yaml"))]
 
 
-def _install(session: nox.Session) -> None:
-    """Install the harness (editable) once; again only when pyproject.toml changes."""
+def _env(session: nox.Session, name: str, *, harness: bool, groups: tuple[str, ...] = ()
+         ) -> Path:
+    """A venv of ours, ``.nox/<name>``, shared by the sessions that use it: the harness with
+    its runtime dependencies only and/or dependency groups; made again only when
+    pyproject.toml changes.  Returns its python."""
+    location = ROOT / ".nox" / name
+    python = location / "bin" / "python"
+    stamp = location / ".installed"
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if python.exists() and stamp.is_file() and stamp.read_text() == wanted:
+        return python
+    requirements = [*(["-e", str(ROOT)] if harness else []),
+                    *nox.project.dependency_groups(PYPROJECT, *groups)]
+    uv = shutil.which("uv")
+    if uv:
+        session.run(uv, "venv", "-q", "--allow-existing", "-p", sys.executable, str(location),
+                    external=True)
+        session.run(uv, "pip", "install", "-q", "--python", str(python), *requirements,
+                    external=True)
+    else:  # nox depends on virtualenv
+        session.run(sys.executable, "-m", "virtualenv", "-q", str(location), external=True)
+        session.run(str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    *requirements, external=True)
+    stamp.write_text(wanted)
+    return python
+
+
+def _runtime(session: nox.Session) -> Path:
+    """The venv smoke, prepublish, cell(<id>) and images share: the harness and its runtime
+    dependencies, nothing else."""
+    return _env(session, "runtime", harness=True)
+
+
+def _install(session: nox.Session, *groups: str) -> None:
+    """Into a nox-managed session venv (tests, lint): the harness (editable) and the given
+    dependency groups; again only when pyproject.toml changes."""
     stamp = Path(str(session.virtualenv.location)) / ".harness-installed"
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if stamp.is_file() and stamp.read_text() == wanted:
         session.log("harness already installed (pyproject.toml unchanged)")
         return
-    session.install("-e", f"{ROOT}[test]")
+    session.install("-e", str(ROOT), *nox.project.dependency_groups(PYPROJECT, *groups))
     stamp.write_text(wanted)
 
 
 def _fixture_wheel(session: nox.Session, variant: str = "good") -> str:
-    """Build (or reuse) a fixture wheel; return its path."""
+    """Build (or reuse) a fixture wheel with the fixtures venv's tools; return its path."""
     session.log(f"fixture wheel {variant!r}: built once (~20 s), then cached by content")
-    out = session.run("python", str(FIXTURE_BUILD), variant, silent=True)
+    python = _env(session, "fixtures", harness=False, groups=("fixtures",))
+    out = session.run(str(python), str(FIXTURE_BUILD), variant, silent=True, external=True)
     assert isinstance(out, str)
     return out.strip().splitlines()[-1].split("\t", 1)[1]
 
@@ -64,18 +101,18 @@ def _ensure_engine(session: nox.Session) -> None:
 
 
 def _smoke(session: nox.Session, extra: list[str]) -> None:
-    _install(session)
+    python = _runtime(session)
     args = [*extra, *session.posargs]  # the harness's argparse reads them, in any order
     if _arguments.needs_default_wheel(args):
         args.append(_fixture_wheel(session))
     _ensure_engine(session)  # not fatal: without an engine, container cells say ERROR
-    _harness(session, *args)
+    _harness(session, python, *args)
 
 
-def _harness(session: nox.Session, *args: str) -> None:
+def _harness(session: nox.Session, python: Path, *args: str) -> None:
     """Run the harness from where nox was invoked (relative paths mean what the user meant)
     and keep its exit code (nox would turn every failure into 1)."""
-    cmd = [str(Path(str(session.bin)) / "python"), "-m", "harness", *args]
+    cmd = [str(python), "-m", "harness", *args]
     session.log(" ".join(cmd))
     proc = subprocess.Popen(cmd, cwd=session.invoked_from)
     # Ctrl-C / SIGTERM: forwarded (a signal to nox alone must reach the harness); when the
@@ -93,13 +130,13 @@ def _harness(session: nox.Session, *args: str) -> None:
         sys.exit(code)
 
 
-@nox.session
+@nox.session(venv_backend="none")
 def smoke(session: nox.Session) -> None:
     """Run the whole matrix on a wheel (default: the `good` fixture wheel)."""
     _smoke(session, [])
 
 
-@nox.session
+@nox.session(venv_backend="none")
 def prepublish(session: nox.Session) -> None:
     """May exactly these files be published? Audit + the whole matrix + cross-check."""
     if _arguments.needs_default_wheel(session.posargs):
@@ -109,26 +146,26 @@ def prepublish(session: nox.Session) -> None:
     _smoke(session, ["--prepublish"])
 
 
-@nox.session
+@nox.session(venv_backend="none")
 @nox.parametrize("cell", CELL_IDS, ids=CELL_IDS)
 def cell(session: nox.Session, cell: str) -> None:
     """Run one cell of the matrix."""
     _smoke(session, ["--select", cell])
 
 
-@nox.session
+@nox.session(venv_backend="none")
 def images(session: nox.Session) -> None:
     """Build the clean images that are missing or outdated (no-op when current)."""
-    _install(session)
+    python = _runtime(session)
     _ensure_engine(session)
-    session.run("python", "-m", "harness.imaging", *session.posargs)
+    session.run(str(python), "-m", "harness.imaging", *session.posargs, external=True)
 
 
-@nox.session
+@nox.session(venv_backend="none")
 def fixtures(session: nox.Session) -> None:
     """Build the fixture wheels (good + one per failure mode); prints their paths."""
-    _install(session)
-    session.run("python", str(FIXTURE_BUILD), *session.posargs)
+    python = _env(session, "fixtures", harness=False, groups=("fixtures",))
+    session.run(str(python), str(FIXTURE_BUILD), *session.posargs, external=True)
 
 
 @nox.session
@@ -136,7 +173,7 @@ def tests(session: nox.Session) -> None:
     """The test suite: unit tests plus real venv and container cells (two test processes:
     the cells mostly wait on the engine and on process start; tests sharing one harness run
     stay in one process, ``--dist loadgroup``)."""
-    _install(session)
+    _install(session, "test")
     _ensure_engine(session)
     session.run("pytest", *(session.posargs or ["-q", "-n", "2", "--dist", "loadgroup"]))
 
@@ -144,7 +181,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff, mypy, and the committed JSON schema is the generated one."""
-    _install(session)
+    _install(session, "lint")
     session.run("ruff", "check", ".")
     session.run("mypy", "harness")
     session.run("python", "-m", "harness.schema", "--check")
@@ -152,7 +189,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Harness vs. a naive baseline on the default matrix; prints ratios."""
-    _install(session)
+    """Harness vs. a naive baseline on the default matrix; prints ratios (its own venv: it
+    builds the fixture wheel with the fixture tools)."""
+    _install(session, "fixtures")
     _ensure_engine(session)
     session.run("python", str(ROOT / "bench" / "bench.py"), *session.posargs)

@@ -17,7 +17,7 @@ BIN = Path(sys.executable).parent
 
 def tool(name: str) -> str:
     found = shutil.which(name, path=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    assert found, f"{name} missing: pip install -e '.[test]'"
+    assert found, f"{name} missing: pip install --group test (pip >= 25.1), or nox -s tests"
     return found
 
 
