@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -62,3 +63,25 @@ def test_workflow_shape() -> None:
     assert all(recipes[name].extra for name in extra)
     assert {r.base for r in (recipes[n] for n in extra)} >= {
         "quay.io/pypa/manylinux2014_x86_64", "python:3.12-alpine"}
+
+
+def test_workflow_is_what_github_users_expect() -> None:
+    """A red cell is a red job while the merge still runs; one run per branch at a time;
+    every job bounded in time; actions pinned by commit (tag in a comment); JUnit published."""
+    text = WORKFLOW.read_text()
+    data = yaml.safe_load(text)
+    assert data["concurrency"]["group"]
+    for name, job in data["jobs"].items():
+        assert isinstance(job.get("timeout-minutes"), int), f"{name}: no timeout-minutes"
+    uses = re.findall(r"uses: (\S+)(.*)", text)
+    assert uses
+    for action, comment in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", action), action
+        assert re.fullmatch(r"\s+# v\d+(\.\d+)*", comment), f"{action}: tag comment"
+    cell_steps = "\n".join(str(s.get("run", "")) for s in data["jobs"]["cell"]["steps"])
+    assert "python -m harness" in cell_steps and "||" not in cell_steps  # exit code kept
+    merge = data["jobs"]["merge"]
+    assert merge["if"].startswith("always()")
+    junit = [s for s in merge["steps"] if "junit" in str(s.get("uses", ""))]
+    assert junit and "smoke.junit.xml" in junit[0]["with"]["report_paths"]
+    assert merge["permissions"]["checks"] == "write"
