@@ -143,7 +143,10 @@ def sterility_problems(obs: Observation) -> list[str]:
     reaches (macOS ``absolute_only``) are reported, not held against the cell: provenance
     catches a load of them."""
     problems: list[str] = []
+    kept = interpreter_kept(obs)
     for lib, ev in obs.get("evidence", {}).items():
+        if lib in kept:  # Python itself loads it: the package's files are proven one by one
+            continue
         found = ev.get("find_library")
         problems += [f"ctypes.util.find_library({lib!r}) = {hit!r}"
                      for hit in ([found] if isinstance(found, str) else found or [])]
@@ -162,11 +165,24 @@ def sterility_problems(obs: Observation) -> list[str]:
     return problems
 
 
+def interpreter_kept(obs: Observation) -> dict[str, list[str]]:
+    """Declared libraries the cell's interpreter or its standard library loads (library ->
+    the files it resolves): they stay loadable, for Python, not for the package."""
+    needs = (obs.get("interpreter") or {}).get("needs") or {}
+    return {str(lib): list(paths) for lib, paths in needs.items() if paths}
+
+
 def sterility(obs: Observation, ctx: Context) -> CheckResult:
-    """Nothing could find or load a hidden library, and no forbidden variable is set."""
+    """Nothing could find or load a hidden library, and no forbidden variable is set.  A
+    library the interpreter itself needs is not hidden: provenance proves, file by file,
+    that the package resolves its own copy."""
     problems = sterility_problems(obs)
+    kept = interpreter_kept(obs)
     status = CheckStatus.FAIL if problems else CheckStatus.PASS
-    return _result("sterility", status, "; ".join(problems), obs, problems=problems)
+    note = "; ".join(f"lib{lib} stays visible: the interpreter needs {', '.join(paths)}"
+                     for lib, paths in kept.items())
+    detail = "; ".join(problems) if problems else note
+    return _result("sterility", status, detail, obs, problems=problems, kept=kept)
 
 
 def marker_environment(facts: Mapping[str, Any]) -> dict[str, str]:
@@ -288,9 +304,24 @@ def _optional_dependency(load: Mapping[str, Any], import_name: str) -> str | Non
     return None if ours else str(missing)
 
 
+def _matches(module: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(module, p) for p in patterns)
+
+
+def _optional_part(cause: Mapping[str, Any]) -> str:
+    """'this Python's tkinter does not import (ImportError: ...; libtk8.6.so not found)'."""
+    libs = cause.get("missing_libraries") or []
+    found = f"; {', '.join(libs)} not found" if libs else ""
+    return (f"this Python's {cause.get('module')} does not import "
+            f"({cause.get('reason', '?')}{found})")
+
+
 def import_(obs: Observation, ctx: Context) -> CheckResult:
     """Imported from the installed wheel (site-packages, listed in RECORD), and every
-    extension module the wheel ships loads (a fallback must not hide a broken one)."""
+    extension module the wheel ships loads (a fallback must not hide a broken one).  One
+    that fails only because an optional part of this Python is absent (tkinter without
+    libtk) is skipped-optional, unless the matrix requires it (then ERROR: not testable
+    here); the matrix may skip extensions outright."""
     name = ctx.package.import_name
     exc = obs.get("exception")
     if exc:
@@ -298,25 +329,42 @@ def import_(obs: Observation, ctx: Context) -> CheckResult:
     site = list(obs.get("site_packages", []))
     files = list(dict.fromkeys(obs.get("modules", {}).values()))
     recorded = set(obs.get("in_record", []))
-    optional = {ld["module"]: dep for ld in obs.get("extensions", [])
+    loads = list(obs.get("extensions", []))
+    optional = {ld["module"]: dep for ld in loads
                 if (dep := _optional_dependency(ld, name))}
-    broken = [ld for ld in obs.get("extensions", [])
-              if ld.get("exception") and ld["module"] not in optional]
+    part_missing = {ld["module"]: ld["optional"] for ld in loads
+                    if ld.get("exception") and ld.get("optional")}
+    required = {m: c for m, c in part_missing.items()
+                if _matches(m, ctx.package.require_extensions)}
+    skipped = {m: c for m, c in part_missing.items() if m not in required}
+    broken = [ld for ld in loads if ld.get("exception") and ld["module"] not in optional
+              and ld["module"] not in part_missing]
     outside = [f for f in files if not _inside(f, site)]
     unrecorded = [f for f in files if f not in recorded]
     notes = [f"{ext} needs {dep}, which is not installed" for ext, dep in optional.items()]
+    notes += [f"{ext} skipped-optional: {_optional_part(c)}" for ext, c in skipped.items()]
+    notes += [f"{ld['module']} not imported: the matrix skips it" for ld in loads
+              if ld.get("skipped") == "matrix"]
+    extra = {"notes": notes, "skipped_optional": skipped}
     if broken:
         ext, failure = broken[0]["module"], broken[0]["exception"]
         return _result("import", CheckStatus.FAIL, f"{name} imported, but its extension {ext} "
                        f"does not load ({failure['type']}: {failure['message']})", obs,
-                       exception=failure, notes=notes)
+                       exception=failure, **extra)
     if outside:
         return _result("import", CheckStatus.FAIL, "imported from outside site-packages "
-                       f"({', '.join(site)}): {', '.join(outside)}", obs, notes=notes)
+                       f"({', '.join(site)}): {', '.join(outside)}", obs, **extra)
     if unrecorded:
         return _result("import", CheckStatus.FAIL, "module files not listed in the installed "
-                       "wheel's RECORD: " + ", ".join(unrecorded), obs, notes=notes)
-    return _result("import", CheckStatus.PASS, f"from {obs.get('file')}", obs, notes=notes)
+                       "wheel's RECORD: " + ", ".join(unrecorded), obs, **extra)
+    if required:
+        ext, cause = next(iter(required.items()))
+        return _result("import", CheckStatus.ERROR, f"the matrix requires {ext}, which cannot "
+                       f"load in this cell: {_optional_part(cause)}; run it on a Python that "
+                       f"has {cause.get('module')}, or drop it from package.extensions.require",
+                       obs, **extra)
+    return _result("import", CheckStatus.PASS, f"from {obs.get('file')}" + (
+        f" ({len(skipped)} extension(s) skipped-optional)" if skipped else ""), obs, **extra)
 
 
 def same_version(a: object, b: object) -> bool:
@@ -396,9 +444,56 @@ def declared(obs: Observation, ctx: Context) -> CheckResult:
                        data={**meta, "expected_bits": width, **diff})
 
 
+def _base(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resolution:
+    """What one NEEDED entry of one of the package's files was resolved to, in a cell."""
+
+    file: str        # the package's ELF file
+    needed: str      # the name it NEEDs
+    path: str | None  # the file the loader used for it (None: not seen)
+    how: str         # "loaded" (the loader log says so) or "reused" (already loaded by name)
+    inside: bool     # the path lies inside the installed wheel
+
+
+def resolutions(obs: Observation) -> list[Resolution]:
+    """Each NEEDED entry of each ELF file of the package the cell loaded, resolved the way
+    the loader did: the file the loader log says it loaded for that request, else the first
+    object already loaded under that name (SONAME or file name), which the loader reuses."""
+    mapped = list(obs.get("mapped") or [])
+    log = list(obs.get("loader_log", []))
+    order = log + [p for p in mapped if p not in log]
+    sonames, recorded = obs.get("sonames", {}), set(obs.get("in_record", []))
+    logged = {(by, name): path for by, name, path in obs.get("loads", [])}
+    out = []
+    for elf, dyn in sorted((obs.get("package_elf") or {}).items()):
+        for name in dyn.get("needed", []):
+            path, how = logged.get((elf, name)), "loaded"
+            if path is None:
+                how = "reused"
+                path = next((p for p in order if _base(p) == name or sonames.get(p) == name),
+                            None)
+            out.append(Resolution(file=elf, needed=name, path=path, how=how,
+                                  inside=path is not None and path in recorded))
+    return out
+
+
+def _bundled_name(name: str, obs: Observation, ctx: Context) -> bool:
+    """A NEEDED name the wheel carries a file for, or one of the declared libraries."""
+    carried = {_base(p) for p in ctx.wheel.files} | {
+        n for p, n in obs.get("sonames", {}).items() if p in set(obs.get("in_record", []))}
+    return name in carried or any(is_library(name, lib) for lib in ctx.package.bundled_libraries)
+
+
 def provenance(obs: Observation, ctx: Context) -> CheckResult:
-    """Every copy of a bundled library the package's processes mapped or loaded (by file
-    name or SONAME) lies inside the installed wheel."""
+    """Proved per file: every ELF file of the package the cell loaded resolved each bundled
+    (or declared) library it NEEDs to a file inside the installed wheel; and no copy of a
+    hidden declared library was loaded from outside it.  A declared library the interpreter
+    itself needs (CPython's own _lzma and the system's liblzma) may be mapped beside the
+    wheel's copy: only what the package's files resolve counts."""
     if obs.get("mapped") is None and obs.get("error"):
         return _result("provenance", CheckStatus.ERROR, "cannot list the modules the process "
                        f"loaded: {obs['error']}", obs)
@@ -407,17 +502,33 @@ def provenance(obs: Observation, ctx: Context) -> CheckResult:
     mapped = list(obs["mapped"])
     seen = mapped + [p for p in obs.get("loader_log", []) if p not in mapped]
     sonames, recorded = obs.get("sonames", {}), set(obs.get("in_record", []))
+    kept = set(obs.get("interpreter_needs") or {})
     found = {lib: [p for p in seen if is_library(p, lib) or is_library(sonames.get(p, ""), lib)]
              for lib in ctx.package.bundled_libraries}
-    outside = [p for hits in found.values() for p in hits if p not in recorded]
+    resolved = [r for r in resolutions(obs) if _bundled_name(r.needed, obs, ctx)]
+    data = {"libraries": found, "kept": sorted(kept),
+            "resolutions": [vars(r) for r in resolved]}
+    wrong = [r for r in resolved if r.path is not None and not r.inside]
+    if wrong:
+        return _result("provenance", CheckStatus.FAIL, "; ".join(
+            f"{_base(r.file)} NEEDs {r.needed}, resolved to {r.path}, outside the wheel"
+            for r in wrong), obs, **data)
+    outside = [p for lib, hits in found.items() if lib not in kept
+               for p in hits if p not in recorded]
     if outside:
         return _result("provenance", CheckStatus.FAIL, "loaded from outside the wheel: "
-                       + ", ".join(outside), obs, libraries=found)
-    hits = [p for paths in found.values() for p in paths]
+                       + ", ".join(outside), obs, **data)
+    proven = [f"{_base(r.file)} -> {r.path}" for r in resolved if r.path]
+    if proven:
+        files = len({r.file for r in resolved})
+        return _result("provenance", CheckStatus.PASS, f"{files} file(s) of the package "
+                       f"resolved every bundled library inside the wheel: "
+                       + ", ".join(proven), obs, **data)
+    hits = [p for lib, paths in found.items() if lib not in kept for p in paths]
     libs = ", ".join("lib" + lib for lib in ctx.package.bundled_libraries)
     return _result("provenance", CheckStatus.PASS, ", ".join(hits) if hits else
                    f"no {libs} mapped: the package loaded none (linked statically, or no "
-                   "native code)", obs, libraries=found)
+                   "native code)", obs, **data)
 
 
 def exit_(obs: Observation, ctx: Context) -> CheckResult:

@@ -70,6 +70,8 @@ class Package:
     import_budget: float = DEFAULT_BUDGETS["import"]
     check_budget: float = DEFAULT_BUDGETS["check"]
     dependencies_from: Path | None = None  # a wheelhouse for the Requires-Dist, if any
+    skip_extensions: tuple[str, ...] = ()     # fnmatch patterns: never imported
+    require_extensions: tuple[str, ...] = ()  # fnmatch patterns: must load, never optional
 
     def step_budgets(self) -> dict[str, float]:
         """Seconds each timed step of the checks process may take before the probe stops it."""
@@ -152,6 +154,8 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
         check_budget=float(budgets["check"]),
         dependencies_from=(path.parent / pkg["dependencies_from"]
                            if pkg.get("dependencies_from") else None),
+        skip_extensions=tuple((pkg.get("extensions") or {}).get("skip", ())),
+        require_extensions=tuple((pkg.get("extensions") or {}).get("require", ())),
     )
     return Matrix(
         path=path,

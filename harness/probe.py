@@ -216,13 +216,94 @@ def _dlopen_attempts(lib: str) -> list[dict[str, Any]]:
     return loaded
 
 
+def interpreter_files() -> list[str]:
+    """This interpreter's own native files: the executable, libpython, the standard
+    library's extension modules (lib-dynload)."""
+    files = [os.path.realpath(sys.executable)]
+    libdir, ldlib = sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("LDLIBRARY")
+    if libdir and ldlib and ".so" in ldlib and os.path.exists(os.path.join(libdir, ldlib)):
+        files.append(os.path.realpath(os.path.join(libdir, ldlib)))
+    dynload = sysconfig.get_config_var("DESTSHARED") or os.path.join(
+        sysconfig.get_paths()["platstdlib"], "lib-dynload")
+    try:
+        names = sorted(os.listdir(dynload))
+    except OSError:
+        names = []
+    files += [os.path.join(dynload, n) for n in names if n.endswith(".so")]
+    return files
+
+
+def ldd(files: list[str]) -> tuple[dict[str, dict[str, Any]], str]:
+    """What the loader resolves for each file, its whole closure (``ldd``): file -> NEEDED
+    name -> resolved path, or None when not found; and why not, if ldd could not run."""
+    import shutil
+
+    tool = shutil.which("ldd", path=os.environ.get("PATH") or "/usr/bin:/bin")
+    if tool is None or not files:
+        return {}, "" if files else "no files"
+    try:
+        out = subprocess.run([tool, *files], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {}, "ldd: %s" % exc
+    result: dict[str, dict[str, Any]] = {f: {} for f in files}
+    current = files[0]
+    for line in out.splitlines():
+        if not line.startswith(("\t", " ")) and line.rstrip().endswith(":"):
+            current = line.rstrip()[:-1]
+            result.setdefault(current, {})
+            continue
+        text = line.strip()
+        if "=>" in text:
+            name, where = (t.strip() for t in text.split("=>", 1))
+            path = where.split(" (0x", 1)[0].strip()
+            result[current][name] = (None if path.startswith("not found") or not path
+                                     else os.path.realpath(path))
+        elif text.startswith("/"):  # the loader itself
+            path = text.split(" (0x", 1)[0].strip()
+            result[current][os.path.basename(path)] = os.path.realpath(path)
+    return result, ""
+
+
+_LIBC_PARTS = re.compile(r"^(libc|libm|libpthread|libdl|librt|libutil|libpython\d.*|ld-.*)\.so")
+
+
+def _needs_beyond_libc(path: str) -> bool:
+    """Whether a file NEEDs more than the C library and libpython (worth asking ldd)."""
+    dyn = elf_dynamic(path)
+    return dyn is None or any(not _LIBC_PARTS.match(n) for n in dyn["needed"])
+
+
+def interpreter_needs(libraries: list[str], dirs: list[str] | None = None) -> dict[str, Any]:
+    """Which of the libraries this interpreter or its standard library's extensions load
+    (their closure, as the loader resolves it): those must stay loadable for Python itself.
+    Only files of a library the cell can still see are looked up (a scrubbed one costs
+    nothing)."""
+    dirs = library_dirs() if dirs is None else dirs
+    present = [lib for lib in libraries
+               if any(is_library(f, lib) for d in dirs for f in os.listdir(d))]
+    if not present:
+        return {"needs": {}, "missing": {}, "error": ""}
+    closure, error = ldd([f for f in interpreter_files() if _needs_beyond_libc(f)])
+    needs: dict[str, list[str]] = {}
+    for lib in present:
+        hits = sorted({path for res in closure.values() for name, path in res.items()
+                       if path and (is_library(name, lib) or is_library(path, lib))})
+        if hits:
+            needs[lib] = hits
+    missing = {os.path.basename(f): sorted(n for n, p in res.items() if p is None)
+               for f, res in closure.items() if any(p is None for p in res.values())}
+    return {"needs": needs, "missing": missing, "error": error}
+
+
 def sterility(libraries: list[str], forbidden_env: list[str]) -> dict[str, Any]:
     """Every way the forbidden libraries could be found or loaded, and which forbidden
     variables are set: the evidence the host judges (all empty = clean)."""
     plat = native_platform()
     if plat != "linux":
         return host_sterility(libraries, forbidden_env, plat)
-    return dict(linux_sterility(libraries, forbidden_env), platform=plat)
+    evidence = linux_sterility(libraries, forbidden_env)
+    return dict(evidence, platform=plat,
+                interpreter=interpreter_needs(libraries, evidence["searched_dirs"]))
 
 
 def linux_sterility(libraries: list[str], forbidden_env: list[str]) -> dict[str, Any]:
@@ -445,8 +526,9 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
 
     start = time.monotonic()
     emit("started", step="sterility")
-    observed("sterility", seconds=time.monotonic() - start,
-             **sterility(package["libraries"], package["forbidden_env"]))
+    clean = sterility(package["libraries"], package["forbidden_env"])
+    observed("sterility", seconds=time.monotonic() - start, **clean)
+    needs = (clean.get("interpreter") or {}).get("needs") or {}
 
     # uv when the cell has it (fast); else the venv's own pip from ensurepip (slow, universal)
     use_uv = os.path.exists(spec["uv"])
@@ -473,7 +555,8 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
     extensions = files[installed]["extensions"] if installed in files else sorted(
         {e for f in files.values() for e in f["extensions"]})
 
-    child_spec = dict(spec, mode="checks", package=dict(package, extensions=extensions))
+    child_spec = dict(spec, mode="checks", package=dict(package, extensions=extensions,
+                                                       interpreter_needs=needs))
     argv = [venv_python, "-I", "-c", BOOTSTRAP, source, json.dumps(child_spec)]
     clock = StepClock({k: float(v) for k, v in package.get("budgets", {}).items()})
     start = time.monotonic()
@@ -553,10 +636,64 @@ def _site_dirs() -> list[str]:
     return sorted({os.path.realpath(paths["purelib"]), os.path.realpath(paths["platlib"])})
 
 
+#: parts of the standard library a Python may be built or installed without
+OPTIONAL_STDLIB = ("tkinter", "_tkinter", "turtle", "idlelib", "curses", "_curses",
+                   "_curses_panel", "readline", "dbm", "_dbm", "_gdbm", "sqlite3", "_sqlite3",
+                   "lzma", "_lzma", "bz2", "_bz2", "_uuid", "ctypes", "_ctypes", "ssl", "_ssl",
+                   "_hashlib", "zlib", "_decimal", "xxlimited")
+
+
+def _stdlib_modules_in(exc: BaseException) -> list[str]:
+    """Optional standard-library modules an import failure came from: its ``name``, and the
+    standard-library files its traceback (and the exceptions chained to it) passed through."""
+    stdlib = os.path.realpath(sysconfig.get_paths()["stdlib"])
+    found: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        name = getattr(current, "name", None)
+        if isinstance(current, ImportError) and name:
+            found.append(str(name).split(".")[0])
+        tb = current.__traceback__
+        while tb is not None:
+            path = os.path.realpath(tb.tb_frame.f_code.co_filename)
+            if path.startswith(stdlib + os.sep) and "site-packages" not in path:
+                found.append(os.path.relpath(path, stdlib).split(os.sep)[0].split(".")[0])
+            tb = tb.tb_next
+        current = current.__cause__ or current.__context__
+    return [m for m in dict.fromkeys(found) if m in OPTIONAL_STDLIB]
+
+
+def _optional_cause(exc: BaseException) -> dict[str, Any] | None:
+    """The optional part of this Python an import failure comes from, when that part does
+    not import here either (tkinter without libtk, say): not the package's fault."""
+    for name in _stdlib_modules_in(exc):
+        try:
+            importlib.import_module(name)
+        except BaseException as err:  # anything: that part of Python is unusable
+            cause: dict[str, Any] = {"module": name, "reason": "%s: %s" % (
+                type(err).__name__, err)}
+            spec_file = getattr(err, "path", None)
+            if spec_file:
+                closure, _ = ldd([str(spec_file)])
+                cause["missing_libraries"] = sorted(
+                    n for res in closure.values() for n, p in res.items() if p is None)
+            return cause
+    return None
+
+
 def _load_extensions(package: dict[str, Any]) -> list[dict[str, Any]]:
-    """Import every extension module the wheel ships: what each import raised, if anything."""
+    """Import every extension module the wheel ships (but those the matrix skips): what each
+    import raised, if anything, and whether an optional part of Python is why."""
+    import fnmatch
+
     loads = []
+    skip = package.get("skip_extensions", [])
     for ext in package.get("extensions", []):
+        if any(fnmatch.fnmatchcase(ext, pattern) for pattern in skip):
+            loads.append({"module": ext, "exception": None, "skipped": "matrix"})
+            continue
         try:
             importlib.import_module(ext)
             loads.append({"module": ext, "exception": None})
@@ -564,7 +701,7 @@ def _load_extensions(package: dict[str, Any]) -> list[dict[str, Any]]:
             info = _exception(err)
             if isinstance(err, ModuleNotFoundError):
                 info["missing"] = err.name or ""
-            loads.append({"module": ext, "exception": info})
+            loads.append({"module": ext, "exception": info, "optional": _optional_cause(err)})
     return loads
 
 
@@ -592,8 +729,17 @@ def observe_import(package: dict[str, Any]) -> object:
 
 
 def _version_value(module: object, source: str) -> object:
-    attr = source[:-2] if source.endswith("()") else source
-    value = getattr(module, attr)
+    """``__version__``, ``version()``, or a dotted path (``version.version``: attributes,
+    or submodules of the package imported on the way)."""
+    path = source[:-2] if source.endswith("()") else source
+    value: Any = module
+    for attr in path.split("."):
+        try:
+            value = getattr(value, attr)
+        except AttributeError:
+            if not isinstance(value, type(sys)):
+                raise
+            value = importlib.import_module(getattr(value, "__name__", "") + "." + attr)
     return value() if source.endswith("()") else value
 
 
@@ -674,10 +820,12 @@ def observe_declared(module: object, package: dict[str, Any]) -> None:
         observed(decl["name"], got=got, expected=expected, seconds=seconds)
 
 
-def elf_soname(path: str) -> str | None:
-    """DT_SONAME of a shared object (stdlib only: the probe cannot use pyelftools)."""
+def elf_dynamic(path: str) -> dict[str, Any] | None:
+    """DT_SONAME, DT_NEEDED, DT_RPATH and DT_RUNPATH of a shared object or executable
+    (stdlib only: the probe cannot use pyelftools); None when not an ELF file."""
     import struct
 
+    out: dict[str, Any] = {"soname": None, "needed": [], "rpath": None, "runpath": None}
     try:
         with open(path, "rb") as fh:
             ident = fh.read(16)
@@ -701,46 +849,77 @@ def elf_soname(path: str) -> str | None:
                     continue
                 fh.seek(sh[4])
                 data, size = fh.read(sh[5]), struct.calcsize(end + dynfmt)
+                fh.seek(sections[sh[6]][4])
+                strtab = fh.read(sections[sh[6]][5])
                 for off in range(0, len(data) - size + 1, size):
                     tag, val = struct.unpack_from(end + dynfmt, data, off)
                     if tag == 0:
                         break
-                    if tag == 14:  # DT_SONAME
-                        fh.seek(sections[sh[6]][4] + val)
-                        return fh.read(256).split(b"\0", 1)[0].decode("utf-8", "replace")
+                    if tag in (1, 14, 15, 29):  # NEEDED, SONAME, RPATH, RUNPATH
+                        text = strtab[val:].split(b"\0", 1)[0].decode("utf-8", "replace")
+                        if tag == 1:
+                            out["needed"].append(text)
+                        else:
+                            out[{14: "soname", 15: "rpath", 29: "runpath"}[tag]] = text
     except (OSError, struct.error, IndexError):
         return None
-    return None
+    return out
 
 
-def _loader_log_paths() -> list[str]:
-    """Every library the loader loaded in this process and its children (glibc LD_DEBUG)."""
+def elf_soname(path: str) -> str | None:
+    """DT_SONAME of a shared object."""
+    return (elf_dynamic(path) or {}).get("soname")
+
+
+def _loader_log() -> tuple[list[str], list[list[str]]]:
+    """Every library the loader loaded in this process and its children, in load order, and
+    each load's reason: [loaded by, name asked for, file loaded] (glibc LD_DEBUG)."""
     import glob
 
     prefix = os.environ.get("LD_DEBUG_OUTPUT")
     found: list[str] = []
+    loads: list[list[str]] = []
     for log in sorted(glob.glob(prefix + ".*")) if prefix else []:
-        last_try = ""
+        last_try, asked = "", ["", ""]
         with open(log, encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 text = line.split(":", 1)[-1].strip()
                 path = ""
                 if text.startswith("trying file="):
                     last_try = text[len("trying file="):]
+                elif text.startswith("file=") and (
+                        "needed by " in text or "dynamically loaded by " in text):
+                    name = text[len("file="):].split(" [", 1)[0]
+                    by = text.split(" by ", 1)[1].rsplit(" [", 1)[0]
+                    asked, last_try = [by, name], ""
                 elif text.startswith("file=") and text.endswith("generating link map"):
                     name = text[len("file="):].split(" [", 1)[0]
                     path = name if name.startswith("/") else last_try
+                    if path.startswith("/") and asked[1] == name:
+                        loads.append([asked[0], name, os.path.normpath(path)])
                 elif text.startswith("calling init: "):
                     path = text[len("calling init: "):]
                 path = os.path.normpath(path) if path.startswith("/") else ""
                 if path and path not in found:
                     found.append(path)
-    return found
+    return found, loads
+
+
+def _package_elf_files(seen: list[str], record: set[str]) -> dict[str, dict[str, Any]]:
+    """The package's own ELF files the processes loaded: their NEEDED, RPATH and RUNPATH."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in seen:
+        if os.path.realpath(path) in record:
+            dyn = elf_dynamic(path)
+            if dyn is not None:
+                out[path] = {k: dyn[k] for k in ("needed", "rpath", "runpath")}
+    return out
 
 
 def observe_provenance(package: dict[str, Any]) -> None:
-    """Every file the package's processes mapped or loaded, the SONAME of each shared object,
-    and which of them the installed wheel's RECORD lists."""
+    """Every file the package's processes mapped or loaded (in load order), the SONAME of each
+    shared object, which of them the installed wheel's RECORD lists, the NEEDED entries of
+    those, and what the loader loaded for each name it was asked for."""
     start = time.monotonic()
     emit("started", step="provenance")
     plat = native_platform()
@@ -754,12 +933,14 @@ def observe_provenance(package: dict[str, Any]) -> None:
         observed("provenance", mapped=None, error=str(exc), seconds=time.monotonic() - start)
         return
     # also what was unloaded again, or loaded by a subprocess (glibc's loader log)
-    logged = _loader_log_paths() if plat == "linux" else []
+    logged, loads = _loader_log() if plat == "linux" else ([], [])
     seen = mapped + [p for p in logged if p not in mapped]
     sonames = {p: elf_soname(p) for p in seen if ".so" in os.path.basename(p)}
-    observed("provenance", platform=plat, mapped=mapped, loader_log=logged,
+    observed("provenance", platform=plat, mapped=mapped, loader_log=logged, loads=loads,
              sonames={p: n for p, n in sonames.items() if n},
              in_record=sorted(p for p in seen if os.path.realpath(p) in record),
+             package_elf=_package_elf_files(seen, record) if plat == "linux" else {},
+             interpreter_needs=package.get("interpreter_needs") or {},
              seconds=time.monotonic() - start)
 
 
@@ -790,6 +971,9 @@ def main(argv: list[str]) -> int:
     if spec.get("profile"):
         _marks = [["interpreter start", time.time()]]
     try:
+        if spec["mode"] == "needs":  # the host asks, before it hides anything
+            emit("needs", **interpreter_needs(spec["libraries"]))
+            return 0
         if spec["mode"] == "cell":
             code = cell_mode(spec, source)
             if spec.get("linger"):  # --keep-failed: stay up so the cell can be entered

@@ -42,8 +42,11 @@ PACKAGE = {
     "properties": {
         "distribution": {**_STR, "description": "Distribution name (the wheel's)."},
         "import": {**_STR, "description": "Import name."},
-        "version_from": {**_STR_LIST, "description": "Module attributes that must equal the "
-                         "wheel's version; a trailing () calls it."},
+        "version_from": {"type": "array", "items": {
+            "type": "string", "pattern": r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(\(\))?$"},
+            "description": "Module attributes that must equal the wheel's version: a name "
+                           "or dotted path (version.version: attributes or submodules); a "
+                           "trailing () calls it."},
         "wheel_tags": {**_STR_LIST, "description": "Tags the wheel must carry (fnmatch "
                        "patterns, e.g. cp39-abi3-manylinux_2_17_*)."},
         "bundled_libraries": {**_STR_LIST, "description": "Native libraries (e.g. gmp) "
@@ -53,6 +56,12 @@ PACKAGE = {
         "checks": {"type": "array", "items": CHECK},
         "reference": {**_STR, "description": "A Python file beside the matrix (path relative "
                       "to it) whose module is `reference` in expected_expr, run in the cell."},
+        "extensions": {
+            "type": "object", "additionalProperties": False,
+            "description": "Extension modules (dotted names, fnmatch patterns) the cells "
+                           "never import (skip), or that must load even where an optional "
+                           "part of Python they use (tkinter, say) is absent (require).",
+            "properties": {"skip": _STR_LIST, "require": _STR_LIST}},
         "dependencies_from": {**_STR, "description": "A directory of wheels (relative to the "
                               "matrix) the package's Requires-Dist are installed from, offline; "
                               "without it a wheel with requirements is an ERROR naming them."},

@@ -110,6 +110,7 @@ class ProbeSpec:
                 "version_from": list(pkg.version_from), "libraries": list(pkg.bundled_libraries),
                 "forbidden_env": list(pkg.absent_env),
                 "extensions": [],  # the installed file's, once the probe knows which
+                "skip_extensions": list(pkg.skip_extensions),
                 "checks": [c.to_probe() for c in pkg.checks],
                 "budgets": pkg.step_budgets(),
                 "reference": pkg.reference.to_probe() if pkg.reference else None,

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import sandbox, timing
+from harness import needs, sandbox, timing
 from harness.cells import Cell
 from harness.environments.base import ProbeSpec, Resources, Setup, cell_variables
 from harness.environments.process import LocalProcessEnvironment, finder
@@ -58,15 +58,20 @@ class VenvResources(Resources):
 
 
 def prepare(setup: Setup, cells: Sequence[Cell]) -> VenvResources:
-    """Find each interpreter; build the run's sandbox that hides the bundled libraries."""
+    """Find each interpreter; build the run's sandbox that hides the bundled libraries but
+    those an interpreter of the run needs itself (harness.needs)."""
     specs = sorted({entry_of(c, VenvEntry).python for c in cells})
     with ThreadPoolExecutor(max_workers=len(specs) or 1) as pool:
         found = dict(zip(specs, pool.map(finder(setup.root), specs), strict=True))
     timing.mark("venv: interpreters")
-    libdirs = [i.libdir for i in found.values() if isinstance(i, Interpreter) and i.libdir]
-    libs = setup.package.bundled_libraries
+    interps = [i for i in found.values() if isinstance(i, Interpreter)]
+    libdirs = [i.libdir for i in interps if i.libdir]
+    split = needs.split(setup.package.bundled_libraries, [i.executable for i in interps])
+    for line in split.notes("venv"):
+        setup.log(line)
+    timing.mark("venv: interpreter needs")
     try:
-        box = sandbox.prepare(setup.root / "sandbox", list(libs), libdirs)
+        box = sandbox.prepare(setup.root / "sandbox", list(split.hidden), libdirs)
         timing.mark("venv: sandbox")
     except sandbox.SandboxUnavailable as exc:  # never run a venv cell unisolated
         why = (f"cannot isolate venv cells: {exc}; run as root, allow unprivileged user "

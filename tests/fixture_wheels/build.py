@@ -187,7 +187,36 @@ DERIVED: dict[str, Derived] = {
         base="good",
         operation="pad",
     ),
+    "bundlesz": Derived(
+        "`good` also bundling a hash-renamed libz (a library CPython's zlib links too), "
+        "NEEDED by the extension: correct, both copies coexist",
+        base="good",
+        operation="bundle_z",
+    ),
+    "zshadowed": Derived(
+        "`good` bundling libz.so.1 under its system name, NEEDED by that name: the "
+        "system's copy CPython already loaded is reused instead (shadowed)",
+        base="good",
+        operation="shadow_z",
+    ),
+    "tkext": Derived(
+        "`good` plus a second extension q_kangaroo._tk that imports tkinter (an optional "
+        "part of Python) when loaded",
+        base="good",
+        operation="tk_extension",
+    ),
 }
+_TK_EXTENSION = """\
+#define Py_LIMITED_API 0x03090000
+#include <Python.h>
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "_tk", NULL, -1, NULL};
+PyMODINIT_FUNC PyInit__tk(void) {
+    PyObject *tk = PyImport_ImportModule("tkinter");
+    if (tk == NULL) return NULL;
+    Py_DECREF(tk);
+    return PyModule_Create(&def);
+}
+"""
 OVERSIZE_PAD = 60 * 1024 * 1024
 RELEASE_SETS: dict[str, tuple[str, ...]] = {
     "perpython": (*RELEASE_VARIANTS, SDIST),
@@ -653,7 +682,58 @@ def _pad(files: dict[str, bytes], _t: Toolchain, _w: Path) -> dict[str, bytes]:
     return {**files, "q_kangaroo/_padding.bin": os.urandom(OVERSIZE_PAD)}
 
 
+def _system_libz() -> Path:
+    """The system's libz.so.1 (real file; its symbols need only glibc 2.14)."""
+    for d in (f"/usr/lib/{platform.machine()}-linux-gnu", "/usr/lib64", "/usr/lib"):
+        if (Path(d) / "libz.so.1").exists():
+            return (Path(d) / "libz.so.1").resolve()
+    raise BuildError("libz.so.1 not found (apt-get install zlib1g)")
+
+
+def _add_libz(files: dict[str, bytes], tools: Toolchain, work: Path,
+              renamed: bool) -> dict[str, bytes]:
+    """Bundle the system's libz in q_kangaroo.libs/ (hash-renamed as auditwheel does, or
+    under its own name) and make the extension NEED it."""
+    data = _system_libz().read_bytes()
+    name = f"libz-{hashlib.sha256(data).hexdigest()[:8]}.so.1" if renamed else "libz.so.1"
+    lib, so = work / name, work / "ext.so"
+    lib.write_bytes(data)
+    ext = _extension(files)
+    so.write_bytes(files[ext])
+    patchelf = str(tools.patchelf)
+    subprocess.run([patchelf, "--set-soname", name, str(lib)], check=True, capture_output=True)
+    subprocess.run([patchelf, "--add-needed", name, str(so)], check=True, capture_output=True)
+    return {**files, ext: so.read_bytes(), f"q_kangaroo.libs/{name}": lib.read_bytes()}
+
+
+def _bundle_z(files: dict[str, bytes], tools: Toolchain, work: Path) -> dict[str, bytes]:
+    return _add_libz(files, tools, work, renamed=True)
+
+
+def _shadow_z(files: dict[str, bytes], tools: Toolchain, work: Path) -> dict[str, bytes]:
+    return _add_libz(files, tools, work, renamed=False)
+
+
+def _tk_extension(files: dict[str, bytes], tools: Toolchain, work: Path) -> dict[str, bytes]:
+    """A second abi3 extension, compiled by zig for glibc 2.17, importing tkinter."""
+    import sysconfig
+
+    source, out = work / "tk.c", work / "_tk.abi3.so"
+    source.write_text(_TK_EXTENSION)
+    result = subprocess.run(
+        [str(tools.zig), "cc", "-target", f"{platform.machine()}-linux-gnu.2.17", "-shared",
+         "-fPIC", "-O2", "-I", sysconfig.get_paths()["include"], "-o", str(out), str(source)],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "XDG_CACHE_HOME": str(work.parent / "zig-cache")})
+    if result.returncode != 0:
+        raise BuildError("tkext: zig cc failed:\n" + _tail(result.stdout + result.stderr))
+    return {**files, "q_kangaroo/_tk.abi3.so": out.read_bytes()}
+
+
 _OPERATIONS: dict[str, Callable[[dict[str, bytes], Toolchain, Path], dict[str, bytes]]] = {
+    "bundle_z": _bundle_z,
+    "shadow_z": _shadow_z,
+    "tk_extension": _tk_extension,
     "needed_system_gmp": _needed_system_gmp,
     "metadata_version": _metadata_version,
     "stale_record": _stale_record,
