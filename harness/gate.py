@@ -253,6 +253,19 @@ class _Seen:
     paths: tuple[str, ...]
     sonames: Mapping[str, str]
     in_wheel: frozenset[str]
+    #: per file of the package: what each NEEDED name resolved to (None: not observed, an
+    #: older probe or a system without the loader's log)
+    resolutions: tuple[Mapping[str, Any], ...] | None = None
+
+    def shadowing(self, name: str) -> list[str]:
+        """Where a file of the package resolved the bundled ``name`` outside the wheel (per
+        file, proven); without per-file facts, any copy of that library outside it."""
+        if self.resolutions is not None:
+            return [f"{PurePosixPath(str(r['file'])).name} -> {r['path']}"
+                    for r in self.resolutions if r.get("path") and not r.get("inside")
+                    and library_stem(str(r.get("needed", ""))) == library_stem(name)]
+        return [p for p in self.paths if p not in self.in_wheel
+                and library_stem(p) == library_stem(name) and ".so" in PurePosixPath(p).name]
 
     def names(self) -> set[str]:
         """Every file name and SONAME mapped."""
@@ -273,8 +286,11 @@ def observation(cell: Mapping[str, Any]) -> _Seen | None:
         return None
     paths = [*data["mapped"], *[p for p in data.get("loader_log", []) if p not in
                                 data["mapped"]]]
+    res = data.get("resolutions")
     return _Seen(cell=cell["id"], paths=tuple(paths), sonames=data.get("sonames") or {},
-                 in_wheel=frozenset(data.get("in_record") or ()))
+                 in_wheel=frozenset(data.get("in_record") or ()),
+                 resolutions=tuple(res) if isinstance(res, list) and "package_elf" in data
+                 and data.get("platform", "linux") == "linux" else None)
 
 
 def cross_check(facts: WheelFacts, cells: Sequence[Mapping[str, Any]], policy: ReleasePolicy,
@@ -303,16 +319,14 @@ def cross_check(facts: WheelFacts, cells: Sequence[Mapping[str, Any]], policy: R
                                                                        loaded_in))
     needed_anywhere = {n for names in facts.needed.values() for n in names}
     for name, path in sorted(bundled.items()):
-        stem = library_stem(name)
-        outside = sorted({p for s in seen for p in s.paths if p not in s.in_wheel
-                          and library_stem(p) == stem and ".so" in PurePosixPath(p).name})
+        outside = sorted({p for s in seen for p in s.shadowing(name)})
         if outside:
             issues += _graded(
                 policy, "cross-check", "bundled-shadowed", facts.file,
-                f"the wheel bundles {path}, yet the cells mapped {', '.join(outside[:3])} "
-                "from outside the wheel: the system's copy is used, not the bundled one",
+                f"the wheel bundles {path}, yet in the cells {', '.join(outside[:3])} "
+                "(outside the wheel): the package uses another copy, not the bundled one",
                 "repair the wheel so NEEDED names the bundled copy (`auditwheel repair`)",
-                tuple(s.cell for s in seen if any(p in outside for p in s.paths)))
+                tuple(s.cell for s in seen if s.shadowing(name)))
         elif not any(s.has_wheel_file(path) for s in seen) and name not in needed_anywhere:
             issues += _graded(
                 policy, "cross-check", "bundled-never-mapped", facts.file,

@@ -1,0 +1,170 @@
+"""Libraries the interpreter needs stay visible; the package is proven file by file; optional
+parts of Python make an extension skipped-optional (issue 17)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import checks, gate, needs, probe
+from harness.checks import CheckStatus, Context
+from harness.environments.base import PROBE_SOURCE
+from tests.unit.conftest import (
+    FACTS_311,
+    GMP_IN_WHEEL,
+    PACKAGE,
+    SITE,
+    good_observations,
+    make_wheel,
+    observed,
+)
+
+PKG = dataclasses.replace(PACKAGE, bundled_libraries=("gmp", "z"))
+CTX = Context(wheel=make_wheel(), package=PKG, facts=FACTS_311)
+EXT = f"{SITE}/q_kangaroo/_q_kangaroo.abi3.so"
+Z_IN_WHEEL = f"{SITE}/q_kangaroo.libs/libz-7e2a72b4.so.1"
+SYSTEM_Z = "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13"
+
+
+def provenance(needed: list[str], mapped: list[str], *, loads: list[list[str]] | None = None,
+               kept: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """A provenance observation: the extension (NEEDing ``needed``) and ``mapped``."""
+    in_wheel = [p for p in [EXT, *mapped] if p.startswith(SITE)]
+    sonames = {GMP_IN_WHEEL: "libgmp-1a2b3c4d.so.10", Z_IN_WHEEL: "libz-7e2a72b4.so.1",
+               SYSTEM_Z: "libz.so.1"}
+    return observed("provenance", platform="linux", mapped=["/usr/bin/python3", EXT, *mapped],
+                    loader_log=[], loads=loads or [],
+                    sonames={p: n for p, n in sonames.items() if p in mapped},
+                    in_record=in_wheel, package_elf={EXT: {"needed": needed}},
+                    interpreter_needs=kept or {})
+
+
+def test_a_bundled_copy_beside_the_interpreters_own_passes_per_file() -> None:
+    obs = provenance(["libgmp-1a2b3c4d.so.10", "libz-7e2a72b4.so.1", "libc.so.6"],
+                     [SYSTEM_Z, GMP_IN_WHEEL, Z_IN_WHEEL], kept={"z": [SYSTEM_Z]})
+    result = checks.provenance(obs, CTX)
+    assert result.status is CheckStatus.PASS, result.detail
+    assert {r["path"] for r in result.data["resolutions"]} == {GMP_IN_WHEEL, Z_IN_WHEEL}
+    assert "resolved every bundled library inside the wheel" in result.detail
+
+
+def test_a_bundled_name_reused_from_the_system_copy_fails() -> None:
+    obs = provenance(["libgmp-1a2b3c4d.so.10", "libz.so.1"], [SYSTEM_Z, GMP_IN_WHEEL],
+                     kept={"z": [SYSTEM_Z]})
+    result = checks.provenance(obs, CTX)
+    assert result.status is CheckStatus.FAIL
+    assert result.detail == (f"_q_kangaroo.abi3.so NEEDs libz.so.1, resolved to {SYSTEM_Z}, "
+                             "outside the wheel")
+
+
+def test_the_loader_log_decides_which_copy_a_file_got() -> None:
+    obs = provenance(["libz.so.1"], [SYSTEM_Z, Z_IN_WHEEL], kept={"z": [SYSTEM_Z]},
+                     loads=[[EXT, "libz.so.1", Z_IN_WHEEL]])
+    obs["sonames"][Z_IN_WHEEL] = "libz.so.1"
+    assert checks.provenance(obs, CTX).status is CheckStatus.PASS
+    obs["loads"] = [[EXT, "libz.so.1", SYSTEM_Z]]
+    assert checks.provenance(obs, CTX).status is CheckStatus.FAIL
+
+
+def test_a_hidden_library_mapped_from_outside_still_fails() -> None:
+    obs = provenance(["libc.so.6"], ["/usr/lib/libgmp.so.10", SYSTEM_Z], kept={"z": [SYSTEM_Z]})
+    result = checks.provenance(obs, CTX)
+    assert result.status is CheckStatus.FAIL
+    assert result.detail == "loaded from outside the wheel: /usr/lib/libgmp.so.10"
+
+
+def test_sterility_keeps_what_the_interpreter_needs_and_nothing_else() -> None:
+    reachable = {"find_library": "libz.so.1", "ldconfig": [], "dlopen": [], "files": [SYSTEM_Z]}
+    obs = observed("sterility", env_set=[], evidence={
+        "z": reachable, "gmp": {**reachable, "find_library": None, "files": ["/lib/libgmp.so"]}},
+        interpreter={"needs": {"z": [SYSTEM_Z]}})
+    result = checks.sterility(obs, CTX)
+    assert result.status is CheckStatus.FAIL
+    assert result.data["problems"] == ["/lib/libgmp.so exists in a library search directory"]
+    del obs["evidence"]["gmp"]
+    clean = checks.sterility(obs, CTX)
+    assert clean.status is CheckStatus.PASS
+    assert clean.detail == f"libz stays visible: the interpreter needs {SYSTEM_Z}"
+
+
+TK_FAILS = {"module": "q_kangaroo._tk", "exception": {
+    "type": "ImportError", "message": "libtk8.6.so: cannot open shared object file",
+    "traceback": ""}, "optional": {"module": "tkinter", "reason": "ImportError: libtk8.6.so: "
+                                   "cannot open shared object file",
+                                   "missing_libraries": ["libtk8.6.so"]}}
+
+
+def test_an_extension_missing_an_optional_part_of_python_is_skipped_optional() -> None:
+    base = good_observations()["import"]
+    obs = dict(base, extensions=[*base["extensions"], TK_FAILS])
+    result = checks.import_(obs, CTX)
+    assert result.status is CheckStatus.PASS
+    assert result.data["notes"] == [
+        "q_kangaroo._tk skipped-optional: this Python's tkinter does not import (ImportError: "
+        "libtk8.6.so: cannot open shared object file; libtk8.6.so not found)"]
+    required = Context(wheel=CTX.wheel, facts=FACTS_311, package=dataclasses.replace(
+        PKG, require_extensions=("q_kangaroo._*",)))
+    assert checks.import_(obs, required).status is CheckStatus.ERROR
+    broken = dict(TK_FAILS, optional=None)
+    assert checks.import_(dict(base, extensions=[broken]), CTX).status is CheckStatus.FAIL
+
+
+def _probe_needs(python: str, libraries: list[str]) -> dict[str, Any]:
+    spec = json.dumps({"mode": "needs", "libraries": libraries})
+    out = subprocess.run([python, "-I", "-S", "-c", probe.BOOTSTRAP, PROBE_SOURCE, spec],
+                         capture_output=True, text=True, check=True).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith(probe.MARKER))
+    return dict(json.loads(line[len(probe.MARKER):]))
+
+
+def test_the_probe_finds_what_this_interpreter_needs() -> None:
+    """Real: this Python's zlib needs libz (or has it built in); nothing needs libgmp."""
+    event = _probe_needs(sys.executable, ["z", "gmp", "nosuchlibrary"])
+    assert "gmp" not in event["needs"] and "nosuchlibrary" not in event["needs"]
+    split = needs.split(("gmp", "z", "nosuchlibrary"), [Path(sys.executable)])
+    assert split.hidden[0] == "gmp" and "nosuchlibrary" in split.hidden
+    assert ("z" in split.kept) == ("z" in event["needs"])
+
+
+def test_ldd_parses_the_closure_and_missing_names(tmp_path: Path) -> None:
+    closure, error = probe.ldd([sys.executable])
+    assert error == "" and any(n.startswith("libc.so") for n in closure[sys.executable])
+    dyn = probe.elf_dynamic(os.path.realpath(sys.executable))
+    assert dyn is not None and "libc.so.6" in dyn["needed"]
+    text = tmp_path / "not-elf"
+    text.write_text("x")
+    assert probe.elf_dynamic(str(text)) is None
+
+
+def test_the_gate_blames_shadowing_only_where_a_file_of_the_package_resolved_outside() -> None:
+    cell: dict[str, Any] = {"id": "venv-py3.12", "checks": [
+        {"name": "import", "status": "pass"},
+        {"name": "provenance", "status": "pass", "data": {
+            "platform": "linux", "mapped": [SYSTEM_Z, Z_IN_WHEEL], "loader_log": [],
+            "sonames": {}, "in_record": [Z_IN_WHEEL], "package_elf": {EXT: {}},
+            "resolutions": [{"file": EXT, "needed": "libz-7e2a72b4.so.1", "path": Z_IN_WHEEL,
+                             "how": "loaded", "inside": True}]}}]}
+    seen = gate.observation(cell)
+    assert seen is not None and seen.shadowing("libz-7e2a72b4.so.1") == []
+    cell["checks"][1]["data"]["resolutions"][0].update(path=SYSTEM_Z, inside=False,
+                                                       needed="libz.so.1")
+    seen = gate.observation(cell)
+    assert seen is not None
+    assert seen.shadowing("libz.so.1") == [f"_q_kangaroo.abi3.so -> {SYSTEM_Z}"]
+
+
+@pytest.mark.parametrize("source, value", [("__version__", "1.0"), ("version()", "1.0"),
+                                           ("meta.version", "2.0"), ("meta.get()", "2.0")])
+def test_dotted_version_from(source: str, value: str) -> None:
+    import types
+
+    module = types.SimpleNamespace(__version__="1.0", version=lambda: "1.0",
+                                   meta=types.SimpleNamespace(version="2.0", get=lambda: "2.0"))
+    assert probe._version_value(module, source) == value
