@@ -37,8 +37,12 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         parents=[output_options()],
         prog="python -m harness",
+        usage="%(prog)s [options] DIST [DIST ...]\n"
+              "       %(prog)s merge REPORT_DIR [REPORT_DIR ...] [--report-dir OUT]",
         description="Prove a wheel installs and works on clean machines: fresh venvs and "
-                    "containers per matrix.yaml, GMP made unreachable, honest verdicts.",
+                    "containers per matrix.yaml, GMP made unreachable, honest verdicts. "
+                    "Commands: merge — join the reports of --shard runs into one report and "
+                    "exit code (python -m harness merge --help).",
         epilog="Exit codes: 0 all PASS; 1 any FAIL (or INVALID/TIMEOUT without ERROR); 2 bad "
                "input, or any ERROR without a FAIL; 130 interrupted. With --prepublish: 0 go, "
                "1 no-go, 2 bad input or nothing but unjudged checks.")

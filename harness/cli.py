@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
 from rich.markup import escape
@@ -25,9 +25,9 @@ from rich.markup import escape
 from harness import (
     arguments,
     console,
-    gate,
     kinds,
     matrix,
+    outcome,
     release,
     report,
     shard,
@@ -39,7 +39,6 @@ from harness.arguments import DEFAULT_MATRIX as DEFAULT_MATRIX  # re-exported
 from harness.arguments import parser
 from harness.errors import (
     EXIT_CLOSED_PIPE,
-    EXIT_FAIL,
     EXIT_INPUT,
     EXIT_INTERRUPTED,
     EXIT_PASS,
@@ -48,9 +47,13 @@ from harness.errors import (
     InputError,
 )
 from harness.prepare import Prepared, prepare
-from harness.runner import RunContext, run_all, run_directory, until_stopped
+from harness.report_schema import ReportDoc
+from harness.runner import RunContext, Staged, run_all, run_directory, until_stopped
 from harness.stop import STOP_SIGNALS, Stopped, StopSignals
 from harness.verdict import CellResult, Verdict
+
+if TYPE_CHECKING:  # imported with --prepublish only (the audit's libraries are heavy)
+    from harness import gate
 
 PREPARE_GRACE = 5.0  # seconds a stopped prepare (an image build) gets to unwind
 
@@ -129,23 +132,6 @@ def list_cells(cells: Sequence[cells_mod.Cell], fmt: str = "text") -> int:
     return EXIT_PASS
 
 
-def exit_code(results: Sequence[CellResult], interrupted: bool,
-              uncovered_blocks: bool = True) -> int:
-    """0 all PASS; 1 a wheel or environment verdict (or an UNCOVERED cell when that blocks);
-    2 could not judge; 130 interrupted."""
-    verdicts = {r.verdict for r in results if not (  # uncovered, and that does not block:
-        r.verdict is Verdict.UNCOVERED and (not uncovered_blocks or (r.pick and r.pick.excluded)))}
-    if interrupted:
-        return EXIT_INTERRUPTED
-    if Verdict.FAIL in verdicts:
-        return EXIT_FAIL
-    if Verdict.ERROR in verdicts:
-        return EXIT_INPUT
-    if verdicts - {Verdict.PASS}:
-        return EXIT_FAIL
-    return EXIT_PASS if results else EXIT_INPUT  # no cell ran: nothing was judged
-
-
 def check_wheel_fits(info: wheel.WheelInfo, cells: Sequence[cells_mod.Cell]) -> None:
     """Refuse up front a single wheel none of the selected cells can install (in a release
     set, such a wheel is simply another platform's)."""
@@ -189,76 +175,122 @@ def stop_aware_log(out: Console, stop: threading.Event) -> Callable[[str], None]
 
 
 def run(opts: Options, out: Console, stop: StopSignals) -> int:
-    """The whole pipeline for one wheel; a stop signal ends it early with the report written."""
+    """The whole pipeline for one release; a stop signal ends it early with the report
+    written."""
     m, selected = load_cells(opts)
     cells = shard.select(selected, opts.shard)
     timing.mark("matrix and cells")
     if opts.list_only:
         return list_cells(cells, opts.list_format)
+    found, checked = read_release(opts, m, cells)
+    writable_report_dir(opts.report_dir)
+    gate_run = start_gate(opts, m, found) if opts.prepublish else None  # audit beside cells
+    plan = Plan(opts=opts, matrix=m, selected=tuple(selected), cells=tuple(cells),
+                jobs=opts.jobs or m.jobs or os.cpu_count() or 2, started=time.time())
+    with run_directory([w.path for w in checked.wheels],
+                       m.package.dependencies_from) as staged:
+        timing.mark("staging")
+        release = checked.staged(staged.wheels)  # byte copies; each cell re-hashes them
+        announce(out, plan, checked, release)
+        results = run_cells(plan, staged, release, out, stop)
+        written, failure = write_reports(
+            opts.report_dir, lambda interrupted: run_info(plan, staged.run_id, checked,
+                                                          results, interrupted),
+            results, stop.event, decorate=gate_run.add_to if gate_run else None)
+        timing.mark("reports")
+    return finish(out, opts, results, written, failure, gate_run, stop)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """What one run does: the options, the matrix, the cells (this shard's and the whole
+    selection), how many at once, and when it started."""
+
+    opts: Options
+    matrix: matrix.Matrix
+    selected: tuple[cells_mod.Cell, ...]  # the unsharded selection
+    cells: tuple[cells_mod.Cell, ...]  # what this run runs
+    jobs: int
+    started: float
+
+
+def read_release(opts: Options, m: matrix.Matrix, cells: Sequence[cells_mod.Cell]
+                 ) -> tuple[release.ReleaseSet, wheel.Release]:
+    """The release set the user gave, its wheels read (bad wheels refused now, named as the
+    user gave them); a single wheel no selected cell can install is refused."""
     if not opts.dist:
         raise InputError("no wheel given; pass a .whl, a dist/ directory or wheel and sdist "
                          "files (`nox -s smoke` builds the fixture wheel for you)")
     found = wheel.resolve(opts.dist, m.package, version=opts.version,
                           prereleases=opts.prereleases, source=str(m.path))
     timing.mark("release: find files")
-    checked = wheel.read_release(found)  # bad wheels refused now, named as the user gave them
+    checked = wheel.read_release(found)
     timing.mark("release: read and hash")
     if len(checked.wheels) == 1:
         check_wheel_fits(checked.wheels[0], cells)
-    writable_report_dir(opts.report_dir)
-    gate_run = start_gate(opts, m, found) if opts.prepublish else None  # audit beside cells
-    started = time.time()
-    jobs = opts.jobs or m.jobs or os.cpu_count() or 2
-    with run_directory([w.path for w in checked.wheels],
-                       m.package.dependencies_from) as staged:
-        run_id, root = staged.run_id, staged.root
-        timing.mark("staging")
-        release = checked.staged(staged.wheels)  # byte copies; each cell re-hashes them
-        announce_release(out, checked)
-        part = f" (shard {opts.shard} of {len(selected)})" if opts.shard != shard.WHOLE else ""
-        single = release.wheels[0] if len(release.files.files) == 1 else None
-        title = (f"[bold]{escape(single.filename)}[/] sha256 {single.sha256[:16]}…"
-                 if single else f"[bold]{escape(release.label)}[/]")
-        out.print(f"{title} — {len(cells)} cell{'s' if len(cells) != 1 else ''}{part}, "
-                  f"{jobs} at a time", highlight=False)
-        ctx = RunContext(run_id=run_id, root=root, release=release, package=m.package,
-                         dependencies=staged.dependencies, interrupted=stop.event)
-        prepared: list[Prepared] = []
-        preparing = until_stopped(
-            lambda: prepared.append(prepare(
-                cells, run_id=run_id, root=root, package=m.package,
-                log=stop_aware_log(out, stop.event), keep_failed=opts.keep_failed,
-                build_images=opts.build_images)),
-            stop.event, name="prepare")
-        # stopped while preparing: none starts
-        with console.Progress(cells, out, verbosity=opts.verbosity) as progress:
-            results = run_all(cells, ctx, prepared[0].environment if prepared else unprepared,
-                              jobs=jobs, on_start=progress.started,
-                              on_result=progress.finished)
-        timing.mark("cells")
-        if preparing is not None:  # stopped mid-prepare: a build unwinds at its next log line
-            preparing.join(PREPARE_GRACE)
+    return found, checked
 
-        def run_info(interrupted: bool) -> report.RunInfo:
-            return report.RunInfo(run_id=run_id, matrix=str(m.path), release=checked,
-                                  uncovered_blocks=m.uncovered_blocks,
-                                  started=started, finished=time.time(),
-                                  interrupted=interrupted,
-                                  exit_code=exit_code(results, interrupted,
-                                                      m.uncovered_blocks) if cells
-                                  else EXIT_PASS,  # an empty shard
-                                  selected=tuple(c.id for c in cells),
-                                  matrix_sha256=shard.matrix_digest(m, selected),
-                                  shard=str(opts.shard),
-                                  all_cells=tuple(c.id for c in selected))
 
-        written, failure = write_reports(opts.report_dir, run_info, results, stop.event,
-                                         decorate=gate_run.add_to if gate_run else None)
-        timing.mark("reports")
+def announce(out: Console, plan: Plan, checked: wheel.Release, staged: wheel.Release) -> None:
+    """The release's files, then one line: what is tested, in how many cells, how many at
+    once."""
+    announce_release(out, checked)
+    opts, cells = plan.opts, plan.cells
+    part = f" (shard {opts.shard} of {len(plan.selected)})" if opts.shard != shard.WHOLE else ""
+    single = staged.wheels[0] if len(staged.files.files) == 1 else None
+    title = (f"[bold]{escape(single.filename)}[/] sha256 {single.sha256[:16]}…"
+             if single else f"[bold]{escape(staged.label)}[/]")
+    out.print(f"{title} — {len(cells)} cell{'s' if len(cells) != 1 else ''}{part}, "
+              f"{plan.jobs} at a time", highlight=False)
+
+
+def run_cells(plan: Plan, staged: Staged, release: wheel.Release, out: Console,
+              stop: StopSignals) -> list[CellResult]:
+    """Prepare what the cells share (stoppable), then run them with live progress."""
+    m, opts, cells = plan.matrix, plan.opts, list(plan.cells)
+    ctx = RunContext(run_id=staged.run_id, root=staged.root, release=release,
+                     package=m.package, dependencies=staged.dependencies,
+                     interrupted=stop.event)
+    prepared: list[Prepared] = []
+    preparing = until_stopped(
+        lambda: prepared.append(prepare(
+            cells, run_id=staged.run_id, root=staged.root, package=m.package,
+            log=stop_aware_log(out, stop.event), keep_failed=opts.keep_failed,
+            build_images=opts.build_images)),
+        stop.event, name="prepare")
+    # stopped while preparing: none starts
+    with console.Progress(cells, out, verbosity=opts.verbosity) as progress:
+        results = run_all(cells, ctx, prepared[0].environment if prepared else unprepared,
+                          jobs=plan.jobs, on_start=progress.started,
+                          on_result=progress.finished)
+    timing.mark("cells")
+    if preparing is not None:  # stopped mid-prepare: a build unwinds at its next log line
+        preparing.join(PREPARE_GRACE)
+    return results
+
+
+def run_info(plan: Plan, run_id: str, checked: wheel.Release, results: Sequence[CellResult],
+             interrupted: bool) -> report.RunInfo:
+    """The run as the reports say it; its exit code is harness.outcome's."""
+    m, coverage = plan.matrix, outcome.Coverage.of(plan.matrix.release)
+    code = outcome.exit_code(results, interrupted=interrupted, coverage=coverage) \
+        if plan.cells else EXIT_PASS  # an empty shard
+    return report.RunInfo(run_id=run_id, matrix=str(m.path), release=checked,
+                          coverage=coverage, started=plan.started, finished=time.time(),
+                          interrupted=interrupted, exit_code=code,
+                          selected=tuple(c.id for c in plan.cells),
+                          matrix_sha256=shard.matrix_digest(m, plan.selected),
+                          shard=str(plan.opts.shard),
+                          all_cells=tuple(c.id for c in plan.selected))
+
+
+def finish(out: Console, opts: Options, results: Sequence[CellResult], written: report.RunInfo,
+           failure: report.ReportWriteError | None, gate_run: gate.Prepublish | None,
+           stop: StopSignals) -> int:
+    """The summary, the go / no-go when asked, and the last line; returns the exit code."""
     interrupted = written.interrupted
     code = written.exit_code
-    console.summary(out, results, verbosity=opts.verbosity,
-                    uncovered_blocks=m.uncovered_blocks)
+    console.summary(out, results, verbosity=opts.verbosity, coverage=written.coverage)
     timing.mark("summary")
     counts = ", ".join(f"{n} {v.value}" for v in Verdict
                        if (n := sum(r.verdict is v for r in results)))
@@ -279,6 +311,8 @@ def run(opts: Options, out: Console, stop: StopSignals) -> int:
 def start_gate(opts: Options, m: matrix.Matrix,
                found: release.ReleaseSet) -> gate.Prepublish:
     """The pre-publish gate over the release set the cells test; its audit starts now."""
+    from harness import gate
+
     if opts.shard != shard.WHOLE:
         raise InputError("--prepublish with --shard: the gate needs every cell; run it "
                          "unsharded (or merge the shards and audit separately)")
@@ -289,6 +323,8 @@ def start_gate(opts: Options, m: matrix.Matrix,
 def run_gate(gate_run: gate.Prepublish, out: Console, code: int, *, interrupted: bool) -> int:
     """Print the go / no-go; its exit code (0 go, 1 no-go, 2 unjudged) replaces the cells'
     unless the run was interrupted or the reports could not be written."""
+    from harness import gate
+
     decision = gate_run.decision
     if decision is None:
         return code or EXIT_INPUT
@@ -307,7 +343,7 @@ def unprepared(cell: cells_mod.Cell) -> NoReturn:
 
 def write_reports(report_dir: Path, run_info: Callable[[bool], report.RunInfo],
                   results: Sequence[CellResult], stop: threading.Event, *,
-                  decorate: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+                  decorate: Callable[[ReportDoc], ReportDoc] | None = None
                   ) -> tuple[report.RunInfo, report.ReportWriteError | None]:
     """Write the reports (``decorate`` adds sections to the JSON first, e.g. the gate's);
     again, marked interrupted, if a stop signal came while writing."""
@@ -335,10 +371,9 @@ def main(argv: Sequence[str] | None = None, *, stop: StopSignals | None = None) 
     timing.mark("imports")
     out = console.make_console(arguments.output_options().parse_known_args(args)[0].color)
     try:
-        if args[:1] == ["merge"]:
-            from harness import merge
-
-            return merge.main(args[1:], out)
+        command = COMMANDS.get(args[0]) if args else None
+        if command is not None:
+            return command(args[1:], out)
         return run(parse_options(args), out, signals)
     except HarnessError as exc:
         for line in str(exc).splitlines():
@@ -352,6 +387,17 @@ def main(argv: Sequence[str] | None = None, *, stop: StopSignals | None = None) 
         timing.write()
         if own:
             signals.uninstall()
+
+
+def merge_command(argv: Sequence[str], out: Console) -> int:
+    """``python -m harness merge``: shard reports -> one report (harness.merge)."""
+    from harness import merge
+
+    return merge.main(argv, out)
+
+
+#: subcommands: the first argument -> its task (anything else is a run)
+COMMANDS: dict[str, Callable[[Sequence[str], Console], int]] = {"merge": merge_command}
 
 
 def entry(stop: StopSignals | None = None) -> NoReturn:

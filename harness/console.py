@@ -21,7 +21,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from harness import github
+from harness import github, outcome
 from harness.cells import Cell
 from harness.verdict import CellResult, CheckStatus, Verdict
 
@@ -274,16 +274,15 @@ def detail_blocks(results: Sequence[CellResult], verbosity: int = 0
     return out
 
 
-def annotation(result: CellResult, uncovered_blocks: bool = True) -> str | None:
-    """The ``::error`` annotation of a cell that blocks (``::warning``: an UNCOVERED cell
-    that does not), None for a PASS."""
+def annotation(result: CellResult,
+               coverage: outcome.Coverage = outcome.DEFAULT_COVERAGE) -> str | None:
+    """The ``::error`` annotation of a cell that counts (harness.outcome; ``::warning``: an
+    UNCOVERED cell that does not), None for a PASS."""
     if result.verdict is Verdict.PASS:
         return None
     diagnosis = f" ({result.diagnosis.title}: {result.diagnosis.advice})" \
         if result.diagnosis else ""
-    blocks = result.verdict is not Verdict.UNCOVERED or (
-        uncovered_blocks and not (result.pick and result.pick.excluded))
-    return (github.error if blocks else github.warning)(
+    return (github.error if outcome.counts(result, coverage) else github.warning)(
         one_line(_why(result), 2000) + diagnosis,
         title=f"smoke {result.cell_id}: {result.verdict.value}")
 
@@ -339,7 +338,7 @@ class Progress:
 
 
 def summary(console: Console, results: Sequence[CellResult], *, live_shown: bool | None = None,
-            verbosity: int = 0, uncovered_blocks: bool = True,
+            verbosity: int = 0, coverage: outcome.Coverage = outcome.DEFAULT_COVERAGE,
             environ: Mapping[str, str] | None = None) -> None:
     """After the run: the compact table (unless the live one shows it), every failed check
     with its diagnosis; on GitHub Actions a collapsed group per cell and an annotation per
@@ -358,7 +357,7 @@ def summary(console: Console, results: Sequence[CellResult], *, live_shown: bool
                 console.print(line, markup=False, emoji=False)
             console.print(github.END_GROUP, markup=False, emoji=False)
         for r in results:
-            note = annotation(r, uncovered_blocks)
+            note = annotation(r, coverage)
             if note is not None:
                 console.print(note, markup=False, emoji=False)
         return

@@ -29,27 +29,19 @@ from typing import Any, Literal
 
 from packaging.tags import Tag
 
+from harness import outcome
 from harness import tags as tags_mod
 from harness.audit import AuditOptions, AuditReport, Finding, WheelFacts, audit_release
 from harness.errors import EXIT_FAIL, EXIT_INPUT, EXIT_PASS
 from harness.policy import ReleasePolicy, Severity
 from harness.probe_native import is_library, library_stem
 from harness.release import Dist, ReleaseSet
+from harness.report_schema import CellDoc, ReportDoc
 from harness.wheel import file_sha256
 
 Source = Literal["audit", "cell", "cross-check", "coverage"]
 NEWEST_CPYTHON = (3, 14)  # newer minors of an open-ended promise are "and later"
-_CELL_CODES: dict[str, tuple[str, Severity]] = {
-    "FAIL": ("cell-fail", "blocker"), "TIMEOUT": ("cell-timeout", "blocker"),
-    "INVALID": ("cell-invalid", "error"), "ERROR": ("cell-error", "error")}
-_CELL_FIX = {
-    "cell-fail": "fix the wheel: it does not work where pip installs it",
-    "cell-timeout": "find what hangs (the report names the step), or raise the step's budget",
-    "cell-invalid": "the cell was not provably clean, so nothing was proven: fix the image "
-                    "or host (the reason says what leaked) and run again",
-    "cell-error": "the harness could not judge this cell: fix the cause the reason names "
-                  "and run again",
-}
+
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,13 +103,14 @@ class Decision:
 # --- the decision -----------------------------------------------------------------------------
 
 
-def decide(release: ReleaseSet, audit: AuditReport, report: Mapping[str, Any],
+def decide(release: ReleaseSet, audit: AuditReport, report: ReportDoc,
            policy: ReleasePolicy, *, bundled_libraries: Sequence[str] = (),
            matrix_cells: Sequence[str] = ()) -> Decision:
     """Go / no-go from the audit, the JSON report of the cells and the policy; a run of only
     some of ``matrix_cells`` (--select) says so."""
-    cells = list(report.get("cells", []))
-    tested = tuple(tested_file(c, report.get("wheel") or {}) for c in cells)
+    cells = list(report["cells"])
+    only = report["wheel"]["file"] if len(release.wheels) == 1 else None
+    tested = tuple(tested_file(c, only) for c in cells)
     issues = [_from_finding(f) for f in audit.findings]
     issues += _cell_issues(release, audit, cells, tested, policy)
     facts = {name: w for name, w in audit.wheels.items()}
@@ -133,7 +126,7 @@ def decide(release: ReleaseSet, audit: AuditReport, report: Mapping[str, Any],
                               f"{'; '.join(cov.promises)})",
                               "add a cell this wheel is the pick for (matrix.yaml "
                               "environments), or drop the file from the release")
-    if report.get("interrupted"):
+    if report["interrupted"]:
         issues.append(Issue(source="cell", code="interrupted", severity="error",
                             file="(release)", message="the run was interrupted: not every "
                             "cell ran", fix="run the gate again to the end"))
@@ -174,15 +167,17 @@ def _from_finding(finding: Finding) -> Issue:
                  file=finding.file, message=finding.message, fix=finding.fix)
 
 
-def tested_file(cell: Mapping[str, Any], run_wheel: Mapping[str, Any]) -> Tested:
-    """The file a report cell installed: its ``artifact``; else (the install failed) pip's
-    pick for it; else the run's one wheel."""
-    pick = cell.get("pick") or {}
-    if pick.get("covered") is False or cell.get("verdict") == "UNCOVERED":
-        return Tested(cell=cell["id"], file=None, sha256="", verdict=cell.get("verdict", ""))
-    artifact = cell.get("artifact") or (pick if pick.get("file") else run_wheel)
-    return Tested(cell=cell["id"], file=artifact.get("file"), sha256=artifact.get("sha256", ""),
-                  verdict=cell.get("verdict", ""))
+def tested_file(cell: CellDoc, only_wheel: str | None) -> Tested:
+    """The file a report cell is about (harness.outcome.tested_file) and its sha256 as the
+    cell hashed it (else as pip's pick names it); file None: no wheel fits the cell."""
+    pick, artifact = cell["pick"], cell["artifact"]
+    file = outcome.tested_file(verdict=cell["verdict"],
+                               artifact=artifact["file"] if artifact else None,
+                               pick=pick["file"] if pick else None,
+                               pick_covered=pick["covered"] if pick else None,
+                               only_wheel=only_wheel)
+    sha = next((d["sha256"] for d in (artifact, pick) if d and d["file"] == file), None)
+    return Tested(cell=cell["id"], file=file, sha256=sha or "", verdict=cell["verdict"])
 
 
 def _release_sha256(dist: Dist, audit: AuditReport) -> str:
@@ -192,54 +187,67 @@ def _release_sha256(dist: Dist, audit: AuditReport) -> str:
     return file_sha256(dist.path)
 
 
-def _cell_issues(release: ReleaseSet, audit: AuditReport, cells: Sequence[Mapping[str, Any]],
+def _cell_issues(release: ReleaseSet, audit: AuditReport, cells: Sequence[CellDoc],
                  tested: Sequence[Tested], policy: ReleasePolicy) -> list[Issue]:
     """Cells that did not pass, cells no wheel fits, cells that tested other bytes."""
     by_name = {d.filename: d for d in release.wheels}
     hashes: dict[str, str] = {}
     issues: list[Issue] = []
     for cell, t in zip(cells, tested, strict=True):
-        if t.file is None and (cell.get("pick") or {}).get("excluded"):
-            issues += _graded(policy, "cell", "outside-requires-python", "(release)",
-                              f"{t.cell}: {cell['pick']['fallback']}",
-                              "drop the cell from matrix.yaml, or widen Requires-Python "
-                              "and build a wheel for it", (t.cell,))
+        pick = cell["pick"]
+        if outcome.uncovered(t.verdict, pick["covered"] if pick else None):
+            issues += _coverage_issue(policy, cell)
             continue
-        if t.file is None:
-            fallback = (cell.get("pick") or {}).get("fallback") or cell.get("reason", "")
-            issues += _graded(policy, "cell", "uncovered", "(release)",
-                              f"no wheel of the release fits {t.cell}: {fallback}",
-                              "build and upload a wheel for this platform, or drop the "
-                              "cell from matrix.yaml (release.uncovered: warning accepts "
-                              "it)", (t.cell,))
-            continue
-        dist = by_name.get(t.file)
-        if dist is None:
-            issues.append(Issue(source="cell", code="tested-outside-release", severity="error",
-                                file=t.file, cells=(t.cell,),
-                                message=f"{t.cell} tested {t.file}, which is not a file of the "
-                                f"release {release.distribution} {release.version}",
-                                fix="run the cells on the release's own files"))
-            continue
-        if dist.filename not in hashes:
-            hashes[dist.filename] = _release_sha256(dist, audit)
-        if t.sha256 and t.sha256 != hashes[dist.filename]:
-            issues.append(Issue(source="cell", code="tested-other-bytes", severity="blocker",
-                                file=t.file, cells=(t.cell,),
-                                message=f"{t.cell} installed sha256 {t.sha256[:16]}…, the "
-                                f"audited file is {hashes[dist.filename][:16]}…: not the same "
-                                "bytes", fix="do not rebuild or replace files during the gate; "
-                                "run it again on the final files"))
-        if t.verdict in _CELL_CODES:
-            code, severity = _CELL_CODES[t.verdict]
-            diagnosis = cell.get("diagnosis") or {}
+        if t.file is not None:
+            issues += _bytes_issues(release, audit, t, by_name, hashes)
+        meaning = outcome.VERDICTS[t.verdict].gate
+        if meaning is not None:
+            diagnosis = cell["diagnosis"]
             fix = (f"{diagnosis['title']}: {diagnosis['advice']}" if diagnosis
-                   else _CELL_FIX[code])
-            issues.append(Issue(source="cell", code=code, severity=severity,
-                                file=t.file, cells=(t.cell,),
-                                message=f"{t.cell}: {t.verdict}: {cell.get('reason', '')}",
-                                fix=fix))
+                   else meaning.fix)
+            issues.append(Issue(source="cell", code=meaning.code, severity=meaning.severity,
+                                file=t.file or "(release)", cells=(t.cell,),
+                                message=f"{t.cell}: {t.verdict}: {cell['reason']}", fix=fix))
     return issues
+
+
+def _coverage_issue(policy: ReleasePolicy, cell: CellDoc) -> list[Issue]:
+    """A cell no wheel fits, graded by its coverage code (harness.outcome)."""
+    pick = cell["pick"]
+    excluded = bool(pick and pick["excluded"])
+    code = outcome.coverage_code(excluded)
+    if excluded and pick is not None:
+        return _graded(policy, "cell", code, "(release)", f"{cell['id']}: {pick['fallback']}",
+                       "drop the cell from matrix.yaml, or widen Requires-Python and build a "
+                       "wheel for it", (cell["id"],))
+    fallback = (pick["fallback"] if pick else "") or cell["reason"]
+    return _graded(policy, "cell", code, "(release)",
+                   f"no wheel of the release fits {cell['id']}: {fallback}",
+                   "build and upload a wheel for this platform, or drop the cell from "
+                   "matrix.yaml (release.uncovered: warning accepts it)", (cell["id"],))
+
+
+def _bytes_issues(release: ReleaseSet, audit: AuditReport, t: Tested,
+                  by_name: Mapping[str, Dist], hashes: dict[str, str]) -> list[Issue]:
+    """A cell that tested a file outside the release, or other bytes than the audited."""
+    assert t.file is not None
+    dist = by_name.get(t.file)
+    if dist is None:
+        return [Issue(source="cell", code="tested-outside-release", severity="error",
+                      file=t.file, cells=(t.cell,),
+                      message=f"{t.cell} tested {t.file}, which is not a file of the release "
+                      f"{release.distribution} {release.version}",
+                      fix="run the cells on the release's own files")]
+    if dist.filename not in hashes:
+        hashes[dist.filename] = _release_sha256(dist, audit)
+    if t.sha256 and t.sha256 != hashes[dist.filename]:
+        return [Issue(source="cell", code="tested-other-bytes", severity="blocker",
+                      file=t.file, cells=(t.cell,),
+                      message=f"{t.cell} installed sha256 {t.sha256[:16]}…, the audited file "
+                      f"is {hashes[dist.filename][:16]}…: not the same bytes",
+                      fix="do not rebuild or replace files during the gate; run it again on "
+                      "the final files")]
+    return []
 
 
 # --- the cells against the audit ---------------------------------------------------------------
@@ -503,7 +511,7 @@ class Prepublish:
         pool.shutdown(wait=False)
         self.decision: Decision | None = None
 
-    def add_to(self, report: dict[str, Any]) -> dict[str, Any]:
+    def add_to(self, report: ReportDoc) -> ReportDoc:
         """Decide (waiting for the audit) and put ``audit`` and ``decision`` into the report."""
         from harness.audit import findings_json
 

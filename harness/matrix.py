@@ -94,11 +94,6 @@ class Matrix:
         """The entries under ``environments.<kind>``, in file order."""
         return tuple(self.environments.get(kind, ()))
 
-    @property
-    def uncovered_blocks(self) -> bool:
-        """release.uncovered: whether a cell no wheel fits blocks the release (exit 1)."""
-        return self.release.level("uncovered") == "blocker"
-
 
 def _key(path: Any) -> str:
     out = ""

@@ -1,27 +1,25 @@
 """Shard reports -> one report: ``python -m harness merge REPORT_DIR... [--report-dir OUT]``.
 
 The merged JSON, JUnit XML and markdown summary are what one unsharded run would have
-written, with the same exit code. Reports that cannot be parts of one run are refused (exit 2,
-one line): another wheel or release set, another matrix or selection, a shard given twice or
-missing, a cell reported twice.
+written, with the same exit code (harness.outcome). Reports that cannot be parts of one run
+are refused (exit 2, one line): another schema version, wheel or release set, another matrix
+or selection, a shard given twice or missing, a cell reported twice or missing, a cell whose
+stored verdict is not what its checks give (re-derived with the verdict's own rule).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from harness import report
-from harness.cli import exit_code
+from harness import outcome, report
 from harness.errors import InputError
-from harness.verdict import CellResult, Verdict, summarize
-
-Report = dict[str, Any]
+from harness.report_schema import ReportDoc, ShardDoc, read
+from harness.verdict import CellResult, Verdict, conclude, summarize
 
 
 def parser() -> argparse.ArgumentParser:
@@ -37,23 +35,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def load(path: Path) -> Report:
-    """One shard's JSON report; anything else is an InputError."""
-    file = path / "smoke.json" if path.is_dir() else path
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"{file}: cannot read it ({exc.strerror}); pass a directory holding "
-                         "a shard's smoke.json") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{file}: not a JSON report ({exc}); pass a directory holding a "
-                         "shard's smoke.json") from exc
-    if not isinstance(data, dict) or not all(k in data for k in ("matrix_sha256", "shard",
-                                                                 "all_cells", "cells")):
-        raise InputError(f"{file}: not a shard report (no matrix_sha256/shard/all_cells); "
-                         "rerun the shard with this harness version")
-    data["_file"] = str(file)
-    return data
+class Shard:
+    """One shard's report and where it came from."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = str(path / "smoke.json" if path.is_dir() else path)
+        self.data: ReportDoc = read(path)
+        index, _, count = str(self.data["shard"]).partition("/")
+        try:
+            self.index, self.count = int(index), int(count)
+        except ValueError:
+            raise InputError(f"{self.file}: shard {self.data['shard']!r} is not I/N") from None
 
 
 def _sha256s(value: Any) -> Iterator[str]:
@@ -69,89 +61,109 @@ def _sha256s(value: Any) -> Iterator[str]:
             yield from _sha256s(v)
 
 
-def _artifacts(data: Report) -> tuple[str, frozenset[str]]:
-    """What was tested: the wheel's sha256 and those of its release set, if any."""
-    return data.get("wheel", {}).get("sha256", ""), frozenset(_sha256s(data.get("release")))
+def _artifacts(data: ReportDoc) -> tuple[str, frozenset[str]]:
+    """What was tested: the wheel's sha256 and those of its release set."""
+    return data["wheel"]["sha256"], frozenset(_sha256s(data["release"]))
 
 
-def _shard_of(data: Report) -> tuple[int, int]:
-    index, _, count = str(data["shard"]).partition("/")
-    try:
-        return int(index), int(count)
-    except ValueError:
-        raise InputError(f"{data['_file']}: shard {data['shard']!r} is not I/N") from None
-
-
-def check(reports: Sequence[Report]) -> None:
-    """Refuse reports that are not the shards of one run, each exactly once."""
-    first = reports[0]
-    name = first["_file"]
-    for other in reports[1:]:
-        where = f"{other['_file']} and {name}"
-        if _artifacts(other)[0] != _artifacts(first)[0]:
-            raise InputError(f"{where} tested different wheels (sha256 "
-                             f"{_artifacts(other)[0][:12]}… vs {_artifacts(first)[0][:12]}…); "
-                             "merge the shards of one run only")
-        if _artifacts(other) != _artifacts(first):
+def check(shards: Sequence[Shard]) -> None:
+    """Refuse reports that are not the shards of one run, each exactly once, every cell
+    once."""
+    first = shards[0]
+    for other in shards[1:]:
+        where = f"{other.file} and {first.file}"
+        mine, theirs = _artifacts(other.data), _artifacts(first.data)
+        if mine[0] != theirs[0]:
+            raise InputError(f"{where} tested different wheels (sha256 {mine[0][:12]}… vs "
+                             f"{theirs[0][:12]}…); merge the shards of one run only")
+        if mine != theirs:
             raise InputError(f"{where} tested different release sets (sha256s differ); "
                              "merge the shards of one run only")
-        if (other["matrix_sha256"], other["all_cells"]) != (first["matrix_sha256"],
-                                                            first["all_cells"]):
+        if (other.data["matrix_sha256"], other.data["all_cells"]) != (
+                first.data["matrix_sha256"], first.data["all_cells"]):
             raise InputError(f"{where} ran different matrices or selections (matrix sha256 "
                              "or cell list differ); give every shard the same --matrix, "
                              "--select and --timeout")
-    counts = {_shard_of(r)[1] for r in reports}
+    counts = {s.count for s in shards}
     if len(counts) != 1:
-        raise InputError(f"shards of different counts ({', '.join(r['shard'] for r in reports)}"
+        raise InputError(f"shards of different counts ({', '.join(s.data['shard'] for s in shards)}"
                          "); merge the shards of one --shard I/N split")
     count = counts.pop()
     seen: dict[int, str] = {}
-    for r in reports:
-        index = _shard_of(r)[0]
-        if index in seen:
-            raise InputError(f"shard {r['shard']} given twice ({seen[index]}, {r['_file']})")
-        seen[index] = r["_file"]
+    for s in shards:
+        if s.index in seen:
+            raise InputError(f"shard {s.data['shard']} given twice ({seen[s.index]}, {s.file})")
+        seen[s.index] = s.file
     missing = [f"{i}/{count}" for i in range(1, count + 1) if i not in seen]
     if missing:
         raise InputError(f"shard{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
                          f"missing; pass every shard's report directory")
     cells: dict[str, str] = {}
-    for r in reports:
-        for cell in r["cells"]:
+    for s in shards:
+        for cell in s.data["cells"]:
             if cell["id"] in cells:
                 raise InputError(f"cell {cell['id']} reported twice ({cells[cell['id']]}, "
-                                 f"{r['_file']}); merge the shards of one run only")
-            cells[cell["id"]] = r["_file"]
-    unknown = sorted(set(cells) - set(first["all_cells"]))
+                                 f"{s.file}); merge the shards of one run only")
+            cells[cell["id"]] = s.file
+    unknown = sorted(set(cells) - set(first.data["all_cells"]))
     if unknown:
         raise InputError(f"cells {', '.join(unknown)} are not in the run's selection; "
                          "merge the shards of one run only")
+    for s in shards:
+        lost = [cid for cid in s.data["selected"] if cid not in cells]
+        if lost:
+            raise InputError(f"{s.file}: cell{'s' if len(lost) > 1 else ''} {', '.join(lost)} "
+                             f"of shard {s.data['shard']} missing from its report; rerun that "
+                             "shard")
+    lost = [cid for cid in first.data["all_cells"] if cid not in cells]
+    if lost:
+        raise InputError(f"cell{'s' if len(lost) > 1 else ''} {', '.join(lost)} of the run's "
+                         "selection missing from every shard's report; rerun the shards")
 
 
-def merged(reports: Sequence[Report]) -> tuple[Report, list[CellResult]]:
+def rederived(shards: Sequence[Shard]) -> list[CellResult]:
+    """Every cell back as a result, its stored verdict checked against the one its checks
+    and run facts give (harness.verdict.conclude, the rule every run uses)."""
+    results = []
+    for s in shards:
+        for cell in s.data["cells"]:
+            try:
+                result = report.result_from_json(cell)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise InputError(f"{s.file}: cell {cell.get('id')!r} is not a report cell of "
+                                 f"this harness ({exc!r}); rerun that shard") from None
+            derived, _ = conclude(result.run, result.checks)
+            if derived is not result.verdict:
+                raise InputError(f"{s.file}: cell {result.cell_id} says {result.verdict.value} "
+                                 f"but its checks give {derived.value}: the report was edited "
+                                 "or is damaged; rerun that shard")
+            results.append(result)
+    return results
+
+
+def merged(shards: Sequence[Shard]) -> tuple[ReportDoc, list[CellResult]]:
     """The report one unsharded run would have written, and its cells as results."""
-    first = reports[0]
+    first = shards[0].data
     order = {cid: i for i, cid in enumerate(first["all_cells"])}
-    cells = sorted((c for r in reports for c in r["cells"]), key=lambda c: order[c["id"]])
-    results = [report.result_from_json(c) for c in cells]
-    missing = [cid for cid in first["all_cells"] if cid not in {c["id"] for c in cells}]
-    interrupted = any(r.get("interrupted") for r in reports)
-    data = {k: v for k, v in first.items() if k != "_file"}
+    results = sorted(rederived(shards), key=lambda r: order[r.cell_id])
+    by_id = {c["id"]: c for s in shards for c in s.data["cells"]}
+    interrupted = any(s.data["interrupted"] for s in shards)
+    coverage = outcome.Coverage.from_json(first["release"].get("coverage"))
+    data: ReportDoc = {**first}
     data.update({
-        "run_id": "merged-" + "+".join(sorted(str(r.get("run_id")) for r in reports)),
-        "started": min(str(r.get("started", "")) for r in reports),
-        "seconds": round(max(float(r.get("seconds") or 0) for r in reports), 3),
+        "run_id": "merged-" + "+".join(sorted(s.data["run_id"] for s in shards)),
+        "started": min(s.data["started"] for s in shards),
+        "seconds": round(max(float(s.data["seconds"]) for s in shards), 3),
         "interrupted": interrupted,
-        # a shard stopped early reports fewer cells: that is an interrupted whole
-        "exit_code": exit_code(results, interrupted or bool(missing), uncovered_blocks=(
-            (first.get("release") or {}).get("uncovered", "blocker") == "blocker")),
+        "exit_code": outcome.exit_code(results, interrupted=interrupted, coverage=coverage),
         "summary": summarize(results),
         "selected": list(first["all_cells"]),
         "shard": "1/1",
-        "shards": [{"shard": r["shard"], "run_id": r.get("run_id"), "host": r.get("host"),
-                    "seconds": r.get("seconds"), "exit_code": r.get("exit_code")}
-                   for r in sorted(reports, key=lambda r: _shard_of(r)[0])],
-        "cells": cells,
+        "shards": [ShardDoc(shard=s.data["shard"], run_id=s.data["run_id"],
+                            host=s.data["host"], seconds=s.data["seconds"],
+                            exit_code=s.data["exit_code"])
+                   for s in sorted(shards, key=lambda s: s.index)],
+        "cells": [by_id[r.cell_id] for r in results],
     })
     return data, results
 
@@ -159,14 +171,15 @@ def merged(reports: Sequence[Report]) -> tuple[Report, list[CellResult]]:
 def main(argv: Sequence[str], out: Console) -> int:
     """Merge, write the reports, print one line; return the unsharded run's exit code."""
     opts = parser().parse_args(list(argv))
-    reports = [load(p) for p in opts.reports]
-    check(reports)
-    data, results = merged(reports)
-    junit = report.junit_tree(f"smoke {data.get('wheel', {}).get('file', '')}", results)
+    shards = [Shard(p) for p in opts.reports]
+    check(shards)
+    data, results = merged(shards)
+    coverage = outcome.Coverage.from_json(data["release"].get("coverage"))
+    junit = report.junit_tree(f"smoke {data['wheel']['file']}", results, coverage)
     paths = report.write_documents(opts.report_dir, data, junit)
     counts = ", ".join(f"{n} {v.value}" for v in Verdict
                        if (n := sum(r.verdict is v for r in results)))
-    out.print(f"merged {len(reports)} shard{'s' if len(reports) != 1 else ''}: "
+    out.print(f"merged {len(shards)} shard{'s' if len(shards) != 1 else ''}: "
               f"{counts or 'no cells'}; reports: {paths['json']}, {paths['junit']}, "
               f"{paths['summary']}; exit {data['exit_code']}", highlight=False)
-    return int(data["exit_code"])
+    return data["exit_code"]

@@ -9,24 +9,35 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-from harness import summary
+from harness import outcome, summary
 from harness.errors import HarnessError
+from harness.report_schema import (
+    SCHEMA_VERSION,
+    CellDoc,
+    CheckDoc,
+    PickDoc,
+    ReleaseDoc,
+    ReportDoc,
+    RunDoc,
+    WheelDoc,
+)
 from harness.verdict import (
     CellResult,
     CheckResult,
     CheckStatus,
     Diagnosis,
     Predicted,
+    RunFacts,
     Verdict,
     summarize,
 )
 from harness.wheel import Release, file_sha256
 
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA_VERSION", "ReportWriteError", "RunInfo", "paths", "result_from_json",
+           "to_json", "to_junit", "write", "write_documents"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,10 +55,27 @@ class RunInfo:
     matrix_sha256: str = ""  # matrix content + the whole unsharded selection
     shard: str = "1/1"
     all_cells: tuple[str, ...] = ()  # the unsharded selection (``selected`` is this shard's)
-    uncovered_blocks: bool = True  # the matrix's release.uncovered policy
+    coverage: outcome.Coverage = field(default_factory=lambda: outcome.DEFAULT_COVERAGE)
 
 
-def _cell(result: CellResult) -> dict[str, Any]:
+def _run(facts: RunFacts) -> RunDoc:
+    return {"infra_error": facts.infra_error, "forged": facts.forged,
+            "probe_errors": list(facts.probe_errors), "timed_out": facts.timed_out,
+            "returncode": facts.returncode, "seconds": round(facts.seconds, 3),
+            "stderr": facts.stderr, "fallback": facts.fallback}
+
+
+def _pick(pick: Predicted) -> PickDoc:
+    return {"file": pick.file, "sha256": pick.sha256, "tag": pick.tag,
+            "fallback": pick.fallback, "excluded": pick.excluded, "covered": pick.covered}
+
+
+def _check(c: CheckResult) -> CheckDoc:
+    return {"name": c.name, "status": c.status.value, "detail": c.detail,
+            "seconds": None if c.seconds is None else round(c.seconds, 3), "data": dict(c.data)}
+
+
+def _cell(result: CellResult) -> CellDoc:
     facts = result.facts
     mapped = {}
     prov = result.check("provenance")
@@ -67,15 +95,14 @@ def _cell(result: CellResult) -> dict[str, Any]:
         "seconds": round(result.seconds, 3),
         "artifact": {"file": result.artifact_file, "sha256": result.artifact_sha256}
         if result.artifact_file else None,
-        "pick": asdict(result.pick) | {"covered": result.pick.covered} if result.pick else None,
-        "checks": [{"name": c.name, "status": c.status.value, "detail": c.detail,
-                    "seconds": None if c.seconds is None else round(c.seconds, 3),
-                    "data": c.data} for c in result.checks],
+        "pick": _pick(result.pick) if result.pick else None,
+        "checks": [_check(c) for c in result.checks],
         "stderr_tail": result.stderr[-2000:],
+        "run": _run(result.run),
     }
 
 
-def _wheel(release: Release) -> dict[str, Any]:
+def _wheel(release: Release) -> WheelDoc:
     """The top-level ``wheel``: the one wheel, or the set as one identity (a digest of its
     files' sha256s) for readers that know a single wheel only."""
     if len(release.files.files) == 1:
@@ -90,13 +117,15 @@ def _wheel(release: Release) -> dict[str, Any]:
             "tags": sorted({str(t) for w in release.wheels for t in w.tags})}
 
 
-def release_section(run: RunInfo) -> dict[str, Any]:
+def release_section(run: RunInfo) -> ReleaseDoc:
     """The top-level ``release``: version, every file (name, sha256, kind), ignored files."""
     files = run.release.files
     shas = {w.filename: w.sha256 for w in run.release.wheels}
     return {
         "distribution": files.distribution, "version": str(files.version),
-        "uncovered": "blocker" if run.uncovered_blocks else "warning",
+        "uncovered": "blocker" if run.coverage.level(excluded=False) == "blocker"
+        else "warning",
+        "coverage": run.coverage.to_json(),
         "files": [{"file": d.filename, "kind": d.kind,
                    "sha256": shas.get(d.filename) or file_sha256(d.path),
                    "tags": sorted(str(t) for t in d.tags)} for d in files.files],
@@ -104,7 +133,7 @@ def release_section(run: RunInfo) -> dict[str, Any]:
     }
 
 
-def to_json(run: RunInfo, results: Sequence[CellResult]) -> dict[str, Any]:
+def to_json(run: RunInfo, results: Sequence[CellResult]) -> ReportDoc:
     """The JSON report as a dict."""
     return {
         "schema_version": SCHEMA_VERSION,
@@ -126,9 +155,10 @@ def to_json(run: RunInfo, results: Sequence[CellResult]) -> dict[str, Any]:
     }
 
 
-def result_from_json(cell: dict[str, Any]) -> CellResult:
-    """A report's cell back as a CellResult (what merging shards needs for JUnit)."""
+def result_from_json(cell: CellDoc) -> CellResult:
+    """A report's cell back as a CellResult (what merging shards needs)."""
     diagnosis = cell.get("diagnosis")
+    run = cell["run"]
     return CellResult(
         cell_id=cell["id"], kind=cell["kind"], verdict=Verdict(cell["verdict"]),
         reason=cell.get("reason", ""),
@@ -140,10 +170,15 @@ def result_from_json(cell: dict[str, Any]) -> CellResult:
         seconds=cell.get("seconds") or 0.0,
         diagnosis=Diagnosis(**diagnosis) if diagnosis else None,
         stderr=cell.get("stderr_tail", ""),
-        artifact_file=(cell.get("artifact") or {}).get("file"),
-        artifact_sha256=(cell.get("artifact") or {}).get("sha256"),
-        pick=Predicted(**{k: v for k, v in pick.items() if k != "covered"})
-        if (pick := cell.get("pick")) else None)
+        artifact_file=artifact["file"] if (artifact := cell.get("artifact")) else None,
+        artifact_sha256=artifact["sha256"] if artifact else None,
+        pick=Predicted(file=pick["file"], sha256=pick["sha256"], tag=pick["tag"],
+                       fallback=pick["fallback"], excluded=pick.get("excluded", ""))
+        if (pick := cell.get("pick")) else None,
+        run=RunFacts(infra_error=run["infra_error"], forged=run["forged"],
+                     probe_errors=tuple(run["probe_errors"]), timed_out=run["timed_out"],
+                     returncode=run["returncode"], seconds=run["seconds"],
+                     stderr=run["stderr"], fallback=run["fallback"]))
 
 
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -156,7 +191,7 @@ def xml_text(text: str) -> str:
 
 def to_junit(run: RunInfo, results: Sequence[CellResult]) -> ET.ElementTree:
     """JUnit XML: a testsuite per cell, a testcase per check."""
-    return junit_tree(f"smoke {run.release.label}", results, run.uncovered_blocks)
+    return junit_tree(f"smoke {run.release.label}", results, run.coverage)
 
 
 def junit_class(cell_id: str) -> str:
@@ -188,12 +223,12 @@ def _outcome(r: CellResult, c: CheckResult,
 
 
 def junit_tree(title: str, results: Sequence[CellResult],
-               uncovered_blocks: bool = True) -> ET.ElementTree:
+               coverage: outcome.Coverage = outcome.DEFAULT_COVERAGE) -> ET.ElementTree:
     """JUnit XML named ``title``: a testsuite per cell (see ``_suite``), with totals."""
     suites = ET.Element("testsuites", name=title)
     totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
     for r in results:
-        for k, v in _suite(suites, r, uncovered_blocks).items():
+        for k, v in _suite(suites, r, coverage).items():
             totals[k] += v
     for k, v in totals.items():
         suites.set(k, str(v))
@@ -201,10 +236,11 @@ def junit_tree(title: str, results: Sequence[CellResult],
     return ET.ElementTree(suites)
 
 
-def _suite(parent: ET.Element, r: CellResult, uncovered_blocks: bool) -> dict[str, int]:
+def _suite(parent: ET.Element, r: CellResult, coverage: outcome.Coverage) -> dict[str, int]:
     """One cell's testsuite: a testcase per check (class name: the cell id without dots);
     one error when the cell could not be judged; its stderr tail in ``system-out``; an
-    UNCOVERED cell adds a ``coverage`` testcase, failed when that blocks, else skipped."""
+    UNCOVERED cell adds a ``coverage`` testcase, failed when it counts (harness.outcome),
+    else skipped."""
     suite = ET.SubElement(parent, "testsuite", name=r.cell_id, time=f"{r.seconds:.3f}")
     if r.artifact_file:
         props = ET.SubElement(suite, "properties")
@@ -231,7 +267,8 @@ def _suite(parent: ET.Element, r: CellResult, uncovered_blocks: bool) -> dict[st
                      if r.diagnosis and r.failed_check is c else "")
         case(c.name, c.seconds, _outcome(r, c, not counts["errors"]), diagnosis)
     if r.verdict is Verdict.UNCOVERED:
-        case("coverage", None, ("failure" if uncovered_blocks else "skipped", "uncovered",
+        case("coverage", None, ("failure" if outcome.counts(r, coverage) else "skipped",
+                                "uncovered",
                                 r.reason))
     elif r.verdict is not Verdict.PASS and not carriers:  # e.g. a forged event stream
         case("verdict", None, ("error", r.verdict.value.lower(), r.reason))
@@ -260,7 +297,7 @@ def write(report_dir: Path, run: RunInfo, results: Sequence[CellResult]) -> dict
     return write_documents(report_dir, to_json(run, results), to_junit(run, results))
 
 
-def write_documents(report_dir: Path, data: dict[str, Any],
+def write_documents(report_dir: Path, data: ReportDoc,
                     junit: ET.ElementTree) -> dict[str, Path]:
     """Write a JSON report, its JUnit XML and its markdown summary atomically (temporary
     files first, then renamed: on failure the previous reports stay intact and no temporary

@@ -11,13 +11,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from harness import outcome
 from harness.checks import OK, CheckResult, CheckStatus, Context, judge_step, signal_name
 from harness.matrix import CHECKS_AFTER, CHECKS_BEFORE, Package
 from harness.release import Pick, pick
 from harness.wheel import Release, WheelInfo
 
 __all__ = ["CellResult", "CheckResult", "CheckStatus", "Diagnosis", "Predicted", "ProbeRun",
-           "Verdict", "check_order", "judge", "predicted", "summarize", "tested_wheel"]
+           "RunFacts", "Verdict", "check_order", "conclude", "judge", "predicted", "summarize",
+           "tested_wheel"]
 BLOCKING = ("sterility", "install", "import")  # a later check cannot stand without these
 
 
@@ -71,6 +73,21 @@ class Diagnosis:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RunFacts:
+    """What decides a cell's verdict besides its checks (the report keeps it, so a merge
+    re-derives every verdict with ``conclude``)."""
+
+    infra_error: str | None = None
+    forged: str | None = None  # a step reported twice, or an event the probe never sends
+    probe_errors: tuple[str, ...] = ()
+    timed_out: bool = False
+    returncode: int | None = None
+    seconds: float = 0.0
+    stderr: str = ""  # the tail the reason quotes
+    fallback: str | None = None  # the cell is uncovered: what a user there gets instead
+
+
+@dataclass(frozen=True, kw_only=True)
 class CellResult:
     """Everything the reports say about one cell."""
 
@@ -87,6 +104,7 @@ class CellResult:
     artifact_file: str | None = None  # the wheel file the cell installed (proven in it)
     artifact_sha256: str | None = None  # its sha256, as hashed in the cell
     pick: Predicted | None = None  # pip's pick for the cell (None: no interpreter facts)
+    run: RunFacts = field(default_factory=RunFacts)
 
     def check(self, name: str) -> CheckResult | None:
         """The named check's result, if it is part of this cell."""
@@ -208,10 +226,23 @@ def judge_checks(run: ProbeRun, stream: EventStream, ctx: Context,
     return results
 
 
+def run_facts(run: ProbeRun, stream: EventStream, fallback: str | None = None) -> RunFacts:
+    """What of the run and its event stream decides the verdict besides the checks."""
+    return RunFacts(infra_error=run.infra_error, forged=stream.forged,
+                    probe_errors=stream.errors, timed_out=run.timed_out,
+                    returncode=run.returncode, seconds=run.seconds,
+                    stderr=run.stderr.strip()[-300:], fallback=fallback)
+
+
 def combine(run: ProbeRun, stream: EventStream, results: Sequence[CheckResult],
             fallback: str | None = None) -> tuple[Verdict, str]:
     """The cell's verdict from its checks, most serious first (``fallback``: the cell is
     uncovered, and this is what a user there gets instead)."""
+    return conclude(run_facts(run, stream, fallback), results)
+
+
+def conclude(run: RunFacts, results: Sequence[CheckResult]) -> tuple[Verdict, str]:
+    """The verdict and its reason from the checks and the run's facts, most serious first."""
     def first(status: CheckStatus) -> CheckResult | None:
         found = sorted((r for r in results if r.status is status), key=lambda r: r.name == "tags")
         return found[0] if found else None
@@ -221,13 +252,13 @@ def combine(run: ProbeRun, stream: EventStream, results: Sequence[CheckResult],
     sterility = next((r for r in results if r.name == "sterility"), None)
     if run.infra_error:
         return Verdict.ERROR, run.infra_error
-    if stream.forged:
-        return Verdict.ERROR, (f"{stream.forged}: something in the package wrote to the "
+    if run.forged:
+        return Verdict.ERROR, (f"{run.forged}: something in the package wrote to the "
                                "probe's event channel")
     if broken:
         return Verdict.ERROR, f"{broken.name}: {broken.detail}"
-    if fallback is not None:
-        return Verdict.UNCOVERED, fallback
+    if run.fallback is not None:
+        return Verdict.UNCOVERED, run.fallback
     if sterility is not None and sterility.status is CheckStatus.FAIL:
         return Verdict.INVALID, "environment not clean: " + sterility.detail
     if failed:
@@ -235,14 +266,14 @@ def combine(run: ProbeRun, stream: EventStream, results: Sequence[CheckResult],
     if late or run.timed_out:
         return Verdict.TIMEOUT, (f"{late.name}: {late.detail}" if late
                                  else f"cell timed out after {run.seconds:.0f}s")
-    if stream.errors:
-        return Verdict.ERROR, "probe error: " + "; ".join(stream.errors)
+    if run.probe_errors:
+        return Verdict.ERROR, "probe error: " + "; ".join(run.probe_errors)
     missing = [r.name for r in results if r.status not in OK]
     if not missing:
         return Verdict.PASS, "all checks passed"
     return Verdict.ERROR, (f"probe ended ({signal_name(run.returncode)}) without reporting "
                            + ", ".join(missing)
-                           + (f": {run.stderr.strip()[-300:]}" if run.stderr else ""))
+                           + (f": {run.stderr}" if run.stderr else ""))
 
 
 def predicted(release: Release, chosen: Pick) -> Predicted:
@@ -255,12 +286,14 @@ def predicted(release: Release, chosen: Pick) -> Predicted:
 
 
 def tested_wheel(release: Release, result: CellResult) -> WheelInfo:
-    """The wheel a cell is about: the one it installed, else pip's pick, else the first."""
-    for name in (result.artifact_file, result.pick.file if result.pick else None):
-        found = release.by_name(name) if name else None
-        if found is not None:
-            return found
-    return release.wheels[0]
+    """The wheel a cell is about (harness.outcome.tested_file), else the set's first."""
+    pick = result.pick
+    name = outcome.tested_file(
+        verdict=result.verdict.value, artifact=result.artifact_file,
+        pick=pick.file if pick else None, pick_covered=pick.covered if pick else None,
+        only_wheel=release.wheels[0].filename if len(release.wheels) == 1 else None)
+    found = release.by_name(name) if name else None
+    return found if found is not None else release.wheels[0]
 
 
 def judge(run: ProbeRun, *, cell_id: str, kind: str, release: Release,
@@ -280,9 +313,9 @@ def judge(run: ProbeRun, *, cell_id: str, kind: str, release: Release,
     ctx = Context(wheel=tested_wheel(release, base), package=package, facts=stream.facts,
                   release=release, pick=chosen)
     results = judge_checks(run, stream, ctx, uncovered=uncovered)
-    verdict, reason = combine(run, stream, results,
-                              guess.fallback if uncovered and guess is not None else None)
-    return replace(base, verdict=verdict, reason=reason, checks=tuple(results),
+    facts = run_facts(run, stream, guess.fallback if uncovered and guess is not None else None)
+    verdict, reason = conclude(facts, results)
+    return replace(base, verdict=verdict, reason=reason, checks=tuple(results), run=facts,
                    facts=stream.facts, environment=stream.environment, seconds=run.seconds,
                    stderr=run.stderr[-4000:])
 

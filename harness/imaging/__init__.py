@@ -11,10 +11,25 @@ offline bases, ``build`` builds, ``store`` talks to the engine's image store; th
 ``python -m harness.imaging [NAME ...] [--base REF] [--list]``.
 """
 
-from harness.imaging.build import BuiltImage, ensure_images
-from harness.imaging.hashing import recipe_hash
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from harness.imaging.recipes import ImageBuildError, ImageError, Recipe, load_recipes
-from harness.imaging.rootfs import ensure_base
+
+if TYPE_CHECKING:
+    from harness.imaging.build import BuiltImage, ensure_images
+    from harness.imaging.hashing import recipe_hash
+    from harness.imaging.rootfs import ensure_base
+
+#: the engine-backed parts (docker SDK), imported when first used: reading recipes needs none
+_LAZY = {"BuiltImage": "build", "ensure_images": "build", "recipe_hash": "hashing",
+         "ensure_base": "rootfs"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"harness.imaging.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["BuiltImage", "ImageBuildError", "ImageError", "Recipe", "ensure_base",
            "ensure_images", "load_recipes", "recipe_hash"]

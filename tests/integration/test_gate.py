@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness import audit, gate, policy, release
+from harness import audit, gate, policy, release, report, wheel
 from tests.conftest import RunHarness, _load_builder, default_matrix_data
 
 BROKEN = {
@@ -70,8 +70,8 @@ def test_per_python_release_is_go(built: dict[str, Path], run_harness: RunHarnes
     assert {c["id"]: c["verdict"] for c in run.report["cells"]} == {
         "venv-py3.11": "PASS", "docker-debian12-py3.11": "PASS"}
     # the whole release: its audit and the same cells' report, decided together
-    report = audit.audit_release(per_python, audit.AuditOptions(bundled_libraries=("gmp",)))
-    decision = gate.decide(per_python, report, run.report, policy.ReleasePolicy(),
+    findings = audit.audit_release(per_python, audit.AuditOptions(bundled_libraries=("gmp",)))
+    decision = gate.decide(per_python, findings, run.report, policy.ReleasePolicy(),
                            bundled_libraries=("gmp",))
     assert decision.go, gate.decision_lines(decision)
     untested = {w.file for w in decision.warnings if w.code == "wheel-untested"}
@@ -80,7 +80,7 @@ def test_per_python_release_is_go(built: dict[str, Path], run_harness: RunHarnes
     assert cov.passed == 2  # CPython 3.11 promised and tested; the old glibc side was not:
     assert cov.untested == ("glibc 2.17-2.35 (oldest tested 2.36)",)
     # the cross-check really compared: the bundled GMP copy was seen mapped in both cells
-    facts = report.wheels[cp311.filename]
+    facts = findings.wheels[cp311.filename]
     (copy,) = facts.bundled
     for cell in run.report["cells"]:
         seen = gate.observation(cell)
@@ -109,8 +109,11 @@ def test_wrong_tag_is_no_go_without_any_cell(built: dict[str, Path], tmp_path: P
     blocks it."""
     rs = release.collect([_release_dir(tmp_path, built["wrongtag"], built["sdist"])],
                          "q_kangaroo")
-    report = audit.audit_release(rs, audit.AuditOptions(bundled_libraries=("gmp",)))
-    decision = gate.decide(rs, report, {"cells": []}, policy.ReleasePolicy())
+    findings = audit.audit_release(rs, audit.AuditOptions(bundled_libraries=("gmp",)))
+    no_cells = report.to_json(report.RunInfo(
+        run_id="r", matrix="m.yaml", release=wheel.read_release(rs), started=0.0,
+        finished=0.0, interrupted=False, exit_code=2, selected=()), [])
+    decision = gate.decide(rs, findings, no_cells, policy.ReleasePolicy())
     assert not decision.go and decision.exit_code == 1
     arch = next(b for b in decision.blockers if b.code == "arch-mismatch")
     assert arch.file == built["wrongtag"].name and "aarch64" in arch.message

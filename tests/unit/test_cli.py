@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from harness import cli
-from harness.verdict import CellResult, Verdict
 from tests.conftest import default_matrix_data
 
 
@@ -87,37 +86,6 @@ def test_the_release_version_must_exist(tmp_path: Path,
     (tmp_path / "q_kangaroo-1.0.0-cp39-abi3-manylinux_2_17_x86_64.whl").write_text("")
     assert cli.main([str(tmp_path), "--version", "2.0"]) == 2
     assert "no file of version 2.0; available: 1.0.0" in one_error_line(capsys)
-
-
-def r(v: Verdict) -> CellResult:
-    return CellResult(cell_id="x", kind="venv", verdict=v, reason="", checks=())
-
-
-@pytest.mark.parametrize(("verdicts", "code"), [
-    ([Verdict.PASS, Verdict.PASS], 0),
-    ([Verdict.PASS, Verdict.FAIL], 1),
-    ([Verdict.PASS, Verdict.INVALID], 1),
-    ([Verdict.PASS, Verdict.TIMEOUT], 1),
-    ([Verdict.PASS, Verdict.ERROR], 2),
-    ([Verdict.FAIL, Verdict.ERROR], 1),  # a proven failure outranks "could not judge"
-    ([], 2),
-])
-def test_exit_codes(verdicts: list[Verdict], code: int) -> None:
-    assert cli.exit_code([r(v) for v in verdicts], interrupted=False) == code
-    assert cli.exit_code([r(v) for v in verdicts], interrupted=True) == 130
-
-
-@pytest.mark.parametrize(("verdicts", "blocker", "warning"), [
-    ([Verdict.PASS, Verdict.UNCOVERED], 1, 0),
-    ([Verdict.UNCOVERED], 1, 0),
-    ([Verdict.FAIL, Verdict.UNCOVERED], 1, 1),
-    ([Verdict.ERROR, Verdict.UNCOVERED], 2, 2),
-])
-def test_uncovered_cells_block_only_by_policy(verdicts: list[Verdict], blocker: int,
-                                              warning: int) -> None:
-    results = [r(v) for v in verdicts]
-    assert cli.exit_code(results, interrupted=False, uncovered_blocks=True) == blocker
-    assert cli.exit_code(results, interrupted=False, uncovered_blocks=False) == warning
 
 
 def test_unwritable_report_dir_is_refused_before_running(

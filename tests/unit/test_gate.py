@@ -4,6 +4,7 @@ release policy in matrix.yaml, and the markdown summary of a decision."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +14,31 @@ from packaging.tags import parse_tag
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from harness import gate, matrix, policy, summary
+from harness import gate, matrix, outcome, policy, report, summary
 from harness.audit import AuditReport, Finding, WheelFacts
 from harness.errors import InputError
 from harness.release import Dist, ReleaseSet
+from harness.report_schema import ReportDoc
+from harness.verdict import CellResult, Diagnosis, ProbeRun, judge
+from harness.wheel import Release, WheelInfo
 from tests.conftest import default_matrix_data
+from tests.unit.conftest import (
+    FACTS_311,
+    GMP_IN_WHEEL,
+    PACKAGE,
+    SITE,
+    install_observation,
+    make_wheel,
+    observed,
+    passing_events,
+)
+from tests.unit.conftest import release_of as wheels_release
 
 ABI3 = "q_kangaroo-1.0.0-cp39-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
-SITE = "/tmp/cell/venv/lib/python3.11/site-packages"
 COPY = "libgmp-1a2b3c4d.so.10"
 SHA = "a" * 64
+EXT = f"{SITE}/q_kangaroo/_q_kangaroo.abi3.so"
+PKG = replace(PACKAGE, wheel_tags=())  # the release's tag promise is not the gate's subject
 
 
 def dist(filename: str) -> Dist:
@@ -51,32 +67,70 @@ def audit_of(*wheel_facts: WheelFacts, findings: tuple[Finding, ...] = ()) -> Au
     return AuditReport(findings=findings, seconds=1.5, wheels={w.file: w for w in wheel_facts})
 
 
+def wheel(filename: str = ABI3, sha256: str = SHA) -> WheelInfo:
+    """A fake wheel of that file name (q_kangaroo 1.0.0) and sha256."""
+    return replace(make_wheel(filename.removesuffix(".whl").split("-", 2)[2]),
+                   path=Path("/w") / filename, sha256=sha256)
+
+
+def judged_release(*filenames: str, sha256: str = SHA) -> Release:
+    """The release set the cells ran on (as staged: these bytes)."""
+    return wheels_release(*(wheel(f, sha256) for f in filenames or (ABI3,)))
+
+
 def cell(cell_id: str, *, file: str = ABI3, verdict: str = "PASS", python: str = "3.11.2",
          glibc: str = "2.36", musl: str = "", mapped: list[str] | None = None,
-         sha256: str = SHA, **extra: Any) -> dict[str, Any]:
-    """A report cell as the JSON report holds it (artifact and pick as release runs add)."""
-    ext = f"{SITE}/q_kangaroo/_q_kangaroo.abi3.so"
-    lib = f"{SITE}/q_kangaroo.libs/{COPY}"
-    if mapped is None:
-        mapped = ["/usr/lib/x86_64-linux-gnu/libc.so.6", ext, lib]
-    return {"id": cell_id, "verdict": verdict, "reason": extra.pop("reason", ""),
-            "interpreter": {"version": python, "implementation": "cpython", "glibc": glibc,
-                            "musl": musl, "machine": "x86_64"},
-            "artifact": {"file": file, "sha256": sha256},
-            "pick": {"file": file, "covered": True, "fallback": ""},
-            "checks": [{"name": "import", "status": "pass" if verdict == "PASS" else "fail"},
-                       {"name": "provenance", "status": "pass",
-                        "data": {"mapped": mapped, "loader_log": [], "sonames": {},
-                                 "in_record": [p for p in mapped if p.startswith(SITE)]}}],
-            **extra}
+         sonames: dict[str, str] | None = None, observed_mapping: bool = True,
+         import_error: bool = False, release: Release | None = None) -> CellResult:
+    """A cell as the harness judges it (harness.verdict.judge): what the probe observed in
+    a cell of that Python and libc installing ``file``, mapping ``mapped``; the import failed
+    (``import_error``), GMP findable (INVALID) or the install refused (UNCOVERED)."""
+    release = release or judged_release(file)
+    installed = release.by_name(file) or wheel(file)
+    facts = {**FACTS_311, "version": python,
+             "version_info": [int(p) for p in python.split(".")], "glibc": glibc,
+             "musl": musl}
+    mapped = ["/usr/lib/x86_64-linux-gnu/libc.so.6", EXT, GMP_IN_WHEEL] if mapped is None \
+        else mapped
+    steps: dict[str, dict[str, Any] | None] = {
+        "install": install_observation(installed, *release.wheels),
+        "provenance": observed("provenance", mapped=mapped if observed_mapping else None,
+                               loader_log=[], sonames={GMP_IN_WHEEL: "libgmp.so.10"}
+                               if sonames is None else sonames,
+                               in_record=[p for p in mapped if p.startswith(SITE)])}
+    if import_error:
+        steps["import"] = observed("import", exception={
+            "type": "ImportError", "message": "libgmp.so.10: cannot open shared object file"})
+    if verdict == "INVALID":
+        steps["sterility"] = observed("sterility", env_set=[], evidence={"gmp": {
+            "find_library": "libgmp.so.10", "ldconfig": [], "dlopen": [], "files": []}})
+    if verdict == "UNCOVERED":
+        steps["install"] = observed("install", returncode=1, staged={}, installed=None,
+                                    output="ERROR: no matching distribution", matches=[])
+    result = judge(ProbeRun(events=tuple(passing_events(facts, **steps))), cell_id=cell_id,
+                   kind="venv", release=release, package=PKG)
+    assert result.verdict.value == verdict, result.reason
+    return result
 
 
-def decide(cells: list[dict[str, Any]], *, release: ReleaseSet | None = None,
+def report_of(cells: list[CellResult], release: Release | None = None,
+              interrupted: bool = False) -> ReportDoc:
+    """The JSON report of these cells, as a run writes it (report.to_json)."""
+    release = release or judged_release()
+    info = report.RunInfo(run_id="r", matrix="m.yaml", release=release, started=0.0,
+                          finished=1.0, interrupted=interrupted,
+                          exit_code=outcome.exit_code(cells, interrupted=interrupted),
+                          selected=tuple(c.cell_id for c in cells))
+    return report.to_json(info, cells)
+
+
+def decide(cells: list[CellResult], *, release: ReleaseSet | None = None,
            audit: AuditReport | None = None, pol: policy.ReleasePolicy | None = None,
-           **report: Any) -> gate.Decision:
+           judged: Release | None = None, interrupted: bool = False,
+           matrix_cells: tuple[str, ...] = ()) -> gate.Decision:
     return gate.decide(release or release_of(ABI3), audit or audit_of(facts()),
-                       {"cells": cells, **report}, pol or policy.ReleasePolicy(),
-                       bundled_libraries=("gmp",))
+                       report_of(cells, judged, interrupted), pol or policy.ReleasePolicy(),
+                       bundled_libraries=("gmp",), matrix_cells=matrix_cells)
 
 
 def codes(issues: tuple[gate.Issue, ...]) -> set[str]:
@@ -91,9 +145,21 @@ def test_a_tested_release_with_no_blocker_is_go() -> None:
                                                     ("docker-debian11-py3.9", ABI3)]
 
 
+def test_a_judged_cell_goes_through_report_to_json_into_the_gate() -> None:
+    passed = cell("venv-py3.11")
+    data = report_of([passed])
+    assert data["cells"][0]["artifact"] == {"file": ABI3, "sha256": SHA}
+    d = gate.decide(release_of(ABI3), audit_of(facts()), data, policy.ReleasePolicy(),
+                    bundled_libraries=("gmp",))
+    assert d.go, d.blockers
+    assert [(t.cell, t.file, t.sha256, t.verdict) for t in d.tested] == [
+        ("venv-py3.11", ABI3, SHA, "PASS")]
+
+
 def test_every_blocker_names_its_file_fix_and_cells() -> None:
-    failing = cell("venv-py3.12", verdict="FAIL", python="3.12.1", reason="import: ImportError",
-                   diagnosis={"title": "libgmp was not bundled", "advice": "repair the wheel"})
+    failing = replace(cell("venv-py3.12", verdict="FAIL", python="3.12.1", import_error=True),
+                      diagnosis=Diagnosis(title="libgmp was not bundled",
+                                          advice="repair the wheel"))
     finding = Finding(code="unbundled-library", severity="blocker", file=ABI3,
                       message="NEEDs libgmp.so.10", fix="auditwheel repair")
     d = decide([cell("venv-py3.11"), failing], audit=audit_of(facts(), findings=(finding,)))
@@ -111,31 +177,33 @@ def test_unjudged_only_is_exit_2_and_invalid_cells_block() -> None:
                     fix="run by hand")
     d = decide([cell("venv-py3.11")], audit=audit_of(facts(), findings=(error,)))
     assert not d.go and d.exit_code == 2
-    d = decide([cell("venv-py3.11", verdict="INVALID", reason="libgmp findable")])
+    d = decide([cell("venv-py3.11", verdict="INVALID")])
     assert not d.go and d.exit_code == 2 and codes(d.blockers) == {"cell-invalid"}
     assert decide([]).exit_code == 2  # no cell ran: nothing proven
     assert "interrupted" in codes(decide([cell("venv-py3.11")], interrupted=True).blockers)
 
 
 def test_cells_fall_back_to_the_runs_one_wheel_and_must_test_the_audited_bytes() -> None:
-    plain = cell("venv-py3.11")
-    del plain["artifact"], plain["pick"]
-    d = decide([plain], wheel={"file": ABI3, "sha256": SHA})
-    assert d.go and d.tested[0].file == ABI3
-    d = decide([cell("venv-py3.11", sha256="b" * 64)])
+    broken = judge(ProbeRun(infra_error="docker: gone"), cell_id="venv-py3.11", kind="venv",
+                   release=judged_release(), package=PKG)  # no facts, no pick
+    d = decide([broken])
+    assert d.tested[0].file == ABI3 and codes(d.blockers) == {"cell-error"}
+    other = judged_release(sha256="b" * 64)  # the cells ran on other bytes than audited
+    d = decide([cell("venv-py3.11", release=other)], judged=other)
     assert codes(d.blockers) == {"tested-other-bytes"}
-    d = decide([cell("venv-py3.11", file="other-1.0-py3-none-any.whl")])
+    outside = "q_kangaroo-1.0.0-cp39-abi3-manylinux_2_28_x86_64.whl"
+    d = decide([cell("venv-py3.11", file=outside)], judged=judged_release(outside))
     assert codes(d.blockers) == {"tested-outside-release"}
 
 
 def test_uncovered_cells_follow_the_policy() -> None:
-    uncovered = cell("docker-alpine3-py3.12", verdict="UNCOVERED", file="")
-    uncovered["pick"] = {"file": None, "covered": False,
-                         "fallback": "pip builds the sdist: needs Rust"}
+    uncovered = cell("docker-alpine3-py3.12", verdict="UNCOVERED", python="3.12.8",
+                     glibc="", musl="1.2.5")
+    assert uncovered.pick is not None and uncovered.pick.fallback
     d = decide([cell("venv-py3.11"), uncovered])
     (issue,) = d.blockers
     assert issue.code == "uncovered" and issue.cells == ("docker-alpine3-py3.12",)
-    assert "pip builds the sdist: needs Rust" in issue.message
+    assert uncovered.pick.fallback in issue.message
     lenient = policy.from_matrix({"uncovered": "warning"})
     d = decide([cell("venv-py3.11"), uncovered], pol=lenient)
     assert d.go and codes(d.warnings) >= {"uncovered"}
@@ -143,31 +211,30 @@ def test_uncovered_cells_follow_the_policy() -> None:
 
 
 def test_cross_check_needed_but_never_mapped() -> None:
-    lib_missing = [f"{SITE}/q_kangaroo/_q_kangaroo.abi3.so", "/usr/lib/libc.so.6"]
-    d = decide([cell("venv-py3.11", mapped=lib_missing)])
+    lib_missing = [EXT, "/usr/lib/libc.so.6"]
+    d = decide([cell("venv-py3.11", mapped=lib_missing, sonames={})])
     issue = next(b for b in d.blockers if b.code == "needed-never-mapped")
     assert issue.source == "cross-check" and COPY in issue.message
     assert issue.cells == ("venv-py3.11",) and issue.file == ABI3
     # the SONAME counts as the name the loader found
     renamed = [*lib_missing, f"{SITE}/q_kangaroo.libs/libgmp-1a2b3c4d.so.10.5.0"]
-    good = cell("venv-py3.11", mapped=renamed)
-    good["checks"][1]["data"]["sonames"] = {renamed[-1]: COPY}
+    good = cell("venv-py3.11", mapped=renamed, sonames={renamed[-1]: COPY})
     assert decide([good]).go
     ignored = policy.from_matrix({"policy": {"needed-never-mapped": "ignore"}})
-    d = decide([cell("venv-py3.11", mapped=lib_missing)], pol=ignored)
+    d = decide([cell("venv-py3.11", mapped=lib_missing, sonames={})],
+               pol=ignored)
     assert "needed-never-mapped" not in codes(d.blockers) | codes(d.warnings)
 
 
 def test_cross_check_needs_cells_that_imported_and_observed() -> None:
-    failed = cell("venv-py3.11", verdict="FAIL", mapped=[])
-    assert not gate.cross_check(facts(), [failed], policy.ReleasePolicy(), ("gmp",))
-    unobserved = cell("venv-py3.11")
-    unobserved["checks"][1]["data"]["mapped"] = None
-    assert not gate.cross_check(facts(), [unobserved], policy.ReleasePolicy(), ("gmp",))
+    failed = report_of([cell("venv-py3.11", verdict="FAIL", import_error=True)])["cells"]
+    assert not gate.cross_check(facts(), failed, policy.ReleasePolicy(), ("gmp",))
+    unobserved = report_of([cell("venv-py3.11", observed_mapping=False)])["cells"]
+    assert not gate.cross_check(facts(), unobserved, policy.ReleasePolicy(), ("gmp",))
 
 
 def test_cross_check_system_copy_shadows_the_bundled_one() -> None:
-    shadowed = [f"{SITE}/q_kangaroo/_q_kangaroo.abi3.so", "/usr/lib/x86_64-linux-gnu/libz.so.1"]
+    shadowed = [EXT, "/usr/lib/x86_64-linux-gnu/libz.so.1", GMP_IN_WHEEL]
     wheel = facts(needed=("libz.so.1", "libc.so.6"),
                   bundled=("q_kangaroo.libs/libz-0a1b2c3d.so.1",))
     d = decide([cell("venv-py3.11", mapped=shadowed)], audit=audit_of(wheel))
@@ -198,10 +265,13 @@ def test_coverage_per_python_musl_and_untested_wheels() -> None:
     cp313 = "q_kangaroo-1.0.0-cp313-cp313-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
     musl = "q_kangaroo-1.0.0-cp39-abi3-musllinux_1_2_x86_64.whl"
     rel = release_of(cp312, cp313, musl)
-    d = decide([cell("venv-py3.12", file=cp312, python="3.12.1", glibc="2.17"),
+    judged = judged_release(cp312, cp313, musl)
+    d = decide([cell("venv-py3.12", file=cp312, python="3.12.1", glibc="2.17",
+                     release=judged),
                 cell("docker-alpine3-py3.12", file=musl, python="3.12.8", glibc="",
-                     musl="1.2.5")],
-               release=rel, audit=audit_of(facts(cp312), facts(cp313), facts(musl)))
+                     musl="1.2.5", release=judged)],
+               release=rel, audit=audit_of(facts(cp312), facts(cp313), facts(musl)),
+               judged=judged)
     covs = {c.file: c for c in d.coverage}
     assert covs[cp312].promises[0] == "CPython 3.12" and covs[cp312].untested == ()
     assert covs[musl].promises[:2] == ("CPython ≥ 3.9 (abi3)", "musl ≥ 1.2")
@@ -212,16 +282,17 @@ def test_coverage_per_python_musl_and_untested_wheels() -> None:
     untested = next(w for w in d.warnings if w.code == "wheel-untested")
     assert untested.file == cp313 and d.go
     strict = policy.from_matrix({"policy": {"wheel-untested": "blocker"}})
-    assert not decide(d_cells := [cell("venv-py3.12", file=cp312, python="3.12.1")],
+    assert not decide([cell("venv-py3.12", file=cp312, python="3.12.1", release=judged)],
                       release=rel, audit=audit_of(facts(cp312), facts(cp313), facts(musl)),
-                      pol=strict).go and d_cells
+                      pol=strict, judged=judged).go
 
 
 def test_decision_json_and_markdown_name_blockers_fixes_and_files() -> None:
-    failing = cell("venv-py3.12", verdict="FAIL", python="3.12.1", reason="import | broke")
+    failing = replace(cell("venv-py3.12", verdict="FAIL", python="3.12.1", import_error=True),
+                      reason="import | broke")
     d = decide([cell("venv-py3.11"), failing])
-    data = {"wheel": {"file": ABI3, "sha256": SHA}, "cells": [], "summary": {},
-            "decision": gate.decision_json(d)}
+    data = report_of([cell("venv-py3.11"), failing])
+    data["decision"] = gate.decision_json(d)
     assert data["decision"]["exit_code"] == 1
     text = summary.markdown(data)
     assert "**NO-GO**" in text and "### Blockers" in text
@@ -267,12 +338,10 @@ def test_matrix_release_section(tmp_path: Path) -> None:
 def test_a_partial_matrix_says_so_and_policy_can_make_it_block() -> None:
     cells = [cell("venv-py3.11")]
     matrix = ("venv-py3.11", "venv-py3.12", "docker-debian11-py3.9")
-    d = gate.decide(release_of(ABI3), audit_of(facts()), {"cells": cells},
-                    policy.ReleasePolicy(), bundled_libraries=("gmp",), matrix_cells=matrix)
+    d = decide(cells, matrix_cells=matrix)
     assert d.go and "1 of 3 cells" in d.reason
     (warning,) = [w for w in d.warnings if w.code == "partial-matrix"]
     assert "venv-py3.12, docker-debian11-py3.9 not proven" in warning.message
     strict = policy.ReleasePolicy(levels={"partial-matrix": "blocker"})
-    d = gate.decide(release_of(ABI3), audit_of(facts()), {"cells": cells}, strict,
-                    bundled_libraries=("gmp",), matrix_cells=matrix)
+    d = decide(cells, pol=strict, matrix_cells=matrix)
     assert not d.go and codes(d.blockers) == {"partial-matrix"}

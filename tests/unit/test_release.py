@@ -129,20 +129,6 @@ def test_sdist_excluded_by_requires_python(tmp_path: Path) -> None:
     assert release.pick(rs, facts(13)).covered
 
 
-def test_exit_code_an_uncovered_cell_outside_requires_python_never_blocks() -> None:
-    from harness.cli import exit_code
-    from harness.verdict import CellResult, Predicted, Verdict
-
-    def cell(excluded: str) -> CellResult:
-        return CellResult(cell_id=f"c{excluded}", kind="venv", verdict=Verdict.UNCOVERED,
-                          reason="", checks=(), pick=Predicted(
-                              file=None, sha256=None, tag=None, fallback="",
-                              excluded=excluded))
-    assert exit_code([cell(">=3.11")], False) == 0
-    assert exit_code([cell("")], False) == 1
-    assert exit_code([cell("")], False, uncovered_blocks=False) == 0
-
-
 def test_pure_backend_needs_no_compiler(tmp_path: Path) -> None:
     sdist = write_sdist(tmp_path / "q_kangaroo-1.0.0.tar.gz", backend="hatchling.build")
     contents = release.read_sdist(sdist)

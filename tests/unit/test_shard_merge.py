@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
 
-from harness import cli, merge, shard, summary
+from harness import cli, merge, outcome, report, shard, summary
 from harness.cells import Cell
 from harness.errors import EXIT_FAIL, EXIT_INPUT, EXIT_PASS, InputError
 from harness.kinds.container import ContainerEntry
 from harness.kinds.venv import VenvEntry
+from harness.verdict import CellResult, Diagnosis
+from tests.unit.conftest import P20, judge_one, make_wheel, passing_events, release_of
 
 
 def cells(venvs: int, containers: int) -> list[Cell]:
@@ -76,19 +79,17 @@ def test_list_format_json_prints_the_default_matrix(capsys: pytest.CaptureFixtur
 
 # --- merge, on synthetic reports ---
 
-def check(name: str, status: str = "pass") -> dict[str, Any]:
-    return {"name": name, "status": status, "detail": "", "seconds": 0.1, "data": {}}
+RELEASE = release_of(make_wheel())
+P1 = [1]
 
 
-def cell(cid: str, verdict: str = "PASS") -> dict[str, Any]:
-    failing = verdict != "PASS"
-    return {"id": cid, "kind": "venv", "verdict": verdict,
-            "reason": "install: refused" if failing else "",
-            "diagnosis": {"title": "tag refused", "advice": "rebuild"} if failing else None,
-            "interpreter": None, "environment": {}, "libraries_mapped": {}, "seconds": 1.0,
-            "checks": [check("install", "fail" if failing else "pass"),
-                       check("import", "not run" if failing else "pass")],
-            "stderr_tail": ""}
+def result(cid: str, verdict: str = "PASS") -> CellResult:
+    """A judged cell: PASS, or FAIL on the declared check (with a diagnosis)."""
+    if verdict == "PASS":
+        return judge_one(passing_events(), cell_id=cid)
+    failed = judge_one(passing_events(partition_gf={"got": P1, "expected": P20}), cell_id=cid)
+    assert failed.verdict.value == verdict
+    return replace(failed, diagnosis=Diagnosis(title="tag refused", advice="rebuild"))
 
 
 ALL = ["a", "b", "c"]
@@ -96,13 +97,15 @@ ALL = ["a", "b", "c"]
 
 def shard_report(index: int, count: int, ids: list[str], verdicts: dict[str, str],
                  **over: Any) -> dict[str, Any]:
-    data = {"schema_version": 1, "run_id": f"r{index}", "matrix": "m.yaml",
-            "host": {}, "started": "2026-01-01T00:00:0{index}Z", "seconds": 2.0,
-            "interrupted": False, "exit_code": 0,
-            "wheel": {"file": "w.whl", "path": "/x/w.whl", "sha256": "1" * 64},
-            "summary": {}, "selected": ids, "matrix_sha256": "m" * 64,
-            "shard": f"{index}/{count}", "all_cells": ALL,
-            "cells": [cell(i, verdicts.get(i, "PASS")) for i in ids]}
+    """A shard's report as the harness writes it (report.to_json of judged cells)."""
+    results = [result(i, verdicts.get(i, "PASS")) for i in ids]
+    info = report.RunInfo(run_id=f"r{index}", matrix="m.yaml", release=RELEASE,
+                          started=1_700_000_000 + index, finished=1_700_000_002 + index,
+                          interrupted=False, exit_code=outcome.exit_code(
+                              results, interrupted=False), selected=tuple(ids),
+                          matrix_sha256="m" * 64, shard=f"{index}/{count}",
+                          all_cells=tuple(ALL))
+    data: dict[str, Any] = json.loads(json.dumps(report.to_json(info, results)))
     data.update(over)
     return data
 
@@ -115,6 +118,7 @@ def write(tmp_path: Path, name: str, data: dict[str, Any]) -> Path:
 
 
 def run_merge(tmp_path: Path, *reports: dict[str, Any]) -> tuple[int, str]:
+    tmp_path.mkdir(exist_ok=True)
     dirs = [str(write(tmp_path, f"s{n}", r)) for n, r in enumerate(reports)]
     out = Console(file=open(tmp_path / "out.txt", "w"), width=300)  # noqa: SIM115
     try:
@@ -167,8 +171,9 @@ BASE1, BASE2 = shard_report(1, 2, ["a", "c"], {}), shard_report(2, 2, ["b"], {})
     ({**BASE2, "all_cells": ["a", "b", "c", "d"]}, "different matrices"),
     ({**BASE2, "shard": "2/3"}, "different counts"),
     ({**BASE1, "run_id": "again"}, "shard 1/2 given twice"),
-    ({**BASE2, "cells": [cell("b"), cell("c")]}, "cell c reported twice"),
-    ({**BASE2, "cells": [cell("z")]}, "not in the run's selection"),
+    ({**BASE2, "cells": [*BASE2["cells"], BASE1["cells"][1]]}, "cell c reported twice"),
+    ({**BASE2, "cells": [{**BASE2["cells"][0], "id": "z"}]}, "not in the run's selection"),
+    ({**BASE2, "schema_version": 1}, "schema version 1, this harness reads 2"),
 ])
 def test_merge_refuses_reports_of_different_runs(tmp_path: Path, second: dict[str, Any],
                                                  words: str) -> None:
@@ -186,6 +191,30 @@ def test_merge_refuses_a_missing_shard_and_non_reports(tmp_path: Path) -> None:
     (tmp_path / "junk" / "smoke.json").write_text("{}")
     assert cli.main(["merge", str(tmp_path / "junk")]) == EXIT_INPUT
     assert cli.main(["merge", str(tmp_path / "nothing-here")]) == EXIT_INPUT
+
+
+def test_merge_rederives_every_verdict_and_refuses_an_edited_one(tmp_path: Path) -> None:
+    forged = shard_report(2, 2, ["b"], {"b": "FAIL"})
+    forged["cells"][0]["verdict"] = "PASS"  # the checks still say partition_gf failed
+    code, message = run_merge(tmp_path, shard_report(1, 2, ["a", "c"], {}), forged)
+    assert code == EXIT_INPUT and "\n" not in message
+    assert "cell b says PASS but its checks give FAIL" in message
+    assert not (tmp_path / "merged" / "smoke.json").exists()
+    hidden = shard_report(2, 2, ["b"], {})
+    hidden["cells"][0]["run"]["infra_error"] = "docker: gone"  # an ERROR stored as PASS
+    code, message = run_merge(tmp_path / "x", shard_report(1, 2, ["a", "c"], {}), hidden)
+    assert code == EXIT_INPUT and "says PASS but its checks give ERROR" in message
+
+
+def test_merge_names_a_missing_cell_with_exit_2(tmp_path: Path) -> None:
+    cut = shard_report(1, 2, ["a", "c"], {})
+    del cut["cells"][1]
+    code, message = run_merge(tmp_path, cut, shard_report(2, 2, ["b"], {}))
+    assert code == EXIT_INPUT and "\n" not in message
+    assert "cell c of shard 1/2 missing from its report" in message
+    cut["selected"] = ["a"]  # the selection edited too: still named
+    code, message = run_merge(tmp_path / "x", cut, shard_report(2, 2, ["b"], {}))
+    assert code == EXIT_INPUT and "cell c of the run's selection missing" in message
 
 
 def test_summary_escapes_and_names_the_decision() -> None:
