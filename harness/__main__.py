@@ -1,10 +1,22 @@
-"""``python -m harness``: stop handlers first (before the heavy imports), then the CLI."""
+"""``python -m harness`` and the ``q-kangaroo-smoke`` script: stop handlers first, --help,
+--version and --print-completion answered before the heavy imports, then the CLI."""
+
+import sys
 
 from harness import timing  # noqa: F401  (first: its clock starts the profile)
 from harness.stop import StopSignals
 
-_stop = StopSignals().install()
 
-from harness.cli import entry  # noqa: E402
+def main() -> None:
+    """The program."""
+    stop = StopSignals().install()
+    from harness.arguments import answer_early
 
-entry(_stop)
+    answer_early(sys.argv[1:])
+    from harness.cli import entry
+
+    entry(stop)
+
+
+if __name__ == "__main__":
+    main()

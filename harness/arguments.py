@@ -5,12 +5,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-from collections.abc import Sequence
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from importlib import metadata
 from pathlib import Path
 
+import shtab
+
+from harness import config
+from harness.errors import InputError
 from harness.resources import default_matrix
 
-DEFAULT_MATRIX = default_matrix()
+DEFAULT_MATRIX = default_matrix()  # when no --matrix, ./matrix.yaml or pyproject table
 
 
 def output_options() -> argparse.ArgumentParser:
@@ -27,16 +35,78 @@ def output_options() -> argparse.ArgumentParser:
     return p
 
 
+def color_choice(argv: Sequence[str], environ: Mapping[str, str]) -> str:
+    """--color (or its variable) before the full parse: the console exists from the start
+    (a bad value is reported by the full parse)."""
+    p = output_options()
+    try:
+        config.apply_environment(p, environ)
+        return str(p.parse_known_args(list(argv))[0].color)
+    except (InputError, SystemExit):
+        return "auto"
+
+
 def verbosity(args: argparse.Namespace) -> int:
     """-v minus -q."""
     return int(args.verbose) - int(args.quiet)
 
 
-def parser() -> argparse.ArgumentParser:
+def program_name() -> str:
+    """How the user called us: the console script, or ``python -m harness``."""
+    called = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return config.TOOL if called.startswith(config.TOOL) else "python -m harness"
+
+
+def tool_version() -> str:
+    """The harness's own version (the installed distribution's)."""
+    try:
+        return metadata.version(config.TOOL)
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: pip install .)"
+
+
+def check_old_spellings(argv: Sequence[str]) -> None:
+    """``--version V`` once meant the release set's version: say what it is now."""
+    for i, arg in enumerate(argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--version=") else (
+            argv[i + 1] if arg == "--version" and i + 1 < len(argv)
+            and not argv[i + 1].startswith("-") else None)
+        if value is None:
+            continue
+        if re.fullmatch(r"v?\d[\w.+!-]*", value):
+            raise InputError(f"--version {value}: --version prints {config.TOOL}'s own version "
+                             f"now; for the release set's version write --release-version "
+                             f"{value}")
+        raise InputError(f"--version {value}: --version takes no value (it prints "
+                         f"{config.TOOL}'s version); drop it, or write --release-version V")
+
+
+def answer_early(argv: Sequence[str]) -> None:
+    """--help, --version, --print-completion: answered (and exit) before the heavy imports."""
+    wanted = {"-h", "--help", "--version", "--print-completion"}
+    if argv[:1] == ["merge"] or not wanted & {a.split("=", 1)[0] for a in argv}:
+        return
+    try:
+        check_old_spellings(argv)
+    except InputError:
+        return  # the run says it, as one line
+    try:  # exits after printing what was asked; a mistake elsewhere: the run says it
+        with contextlib.redirect_stderr(io.StringIO()):
+            parser(exit_on_error=False).parse_known_args(list(argv))
+    except argparse.ArgumentError:
+        return
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            return
+        raise
+
+
+def parser(*, exit_on_error: bool = True) -> argparse.ArgumentParser:
     """The command-line interface."""
     p = argparse.ArgumentParser(
         parents=[output_options()],
-        prog="python -m harness",
+        prog=program_name(),
+        exit_on_error=exit_on_error,
         usage="%(prog)s [options] DIST [DIST ...]\n"
               "       %(prog)s merge REPORT_DIR [REPORT_DIR ...] [--report-dir OUT]",
         description="Prove a wheel installs and works on clean machines: fresh venvs and "
@@ -45,22 +115,35 @@ def parser() -> argparse.ArgumentParser:
                     "exit code (python -m harness merge --help).",
         epilog="Exit codes: 0 all PASS; 1 any FAIL (or INVALID/TIMEOUT without ERROR); 2 bad "
                "input, or any ERROR without a FAIL; 130 interrupted. With --prepublish: 0 go, "
-               "1 no-go, 2 bad input or nothing but unjudged checks.")
+               "1 no-go, 2 bad input or nothing but unjudged checks. 141: the reader of the "
+               f"output went away. Every option can also be set as {config.ENV_PREFIX}<OPTION> "
+               "(shown as [env ...]); the command line wins.")
     p.add_argument("dist", nargs="*", type=Path, metavar="DIST",
                    help="what to test: a wheel, or a release set (a dist/ directory, or "
-                        "wheel and sdist files); each cell installs the wheel pip would pick")
-    p.add_argument("--version", dest="release_version", default=None, metavar="V",
-                   help="the release set's version (default: the newest final release)")
+                        "wheel and sdist files); each cell installs the wheel pip would pick"
+                   ).complete = shtab.FILE  # type: ignore[attr-defined]
+    p.add_argument("--version", action="version", version=f"%(prog)s {tool_version()}",
+                   help="print the harness's version and exit")
+    shtab.add_argument_to(p, ["--print-completion"],
+                          help="print the completion script for this shell and exit")
+    p.add_argument("--release-version", dest="release_version", default=None, metavar="V",
+                   help="the release set's version to test (default: the newest final "
+                        "release in DIST)")
     p.add_argument("--pre", action="store_true",
                    help="let pre- and dev-releases be the newest version")
-    p.add_argument("--matrix", type=Path, default=DEFAULT_MATRIX, help="matrix file")
+    p.add_argument("--matrix", type=Path, default=None, metavar="FILE",
+                   help=f"the matrix (default: ./{config.MATRIX_FILE}, else "
+                        f"[tool.{config.TOOL}] in ./pyproject.toml, else the bundled "
+                        "q_kangaroo matrix; the run says which)"
+                   ).complete = shtab.FILE  # type: ignore[attr-defined]
     p.add_argument("--select", "-k", action="append", default=[], metavar="PATTERN",
                    help="only cells whose id or alias matches (fnmatch; repeatable; a,b)")
     p.add_argument("--jobs", "-j", type=int, default=None,
                    help="cells at once (default: matrix defaults.jobs, else CPU count)")
     p.add_argument("--timeout", type=float, default=None, help="seconds per cell (override)")
     p.add_argument("--report-dir", type=Path, default=Path("reports"),
-                   help="where smoke.json and smoke.junit.xml go (default: reports/)")
+                   help="where smoke.json and smoke.junit.xml go (default: reports/)"
+                   ).complete = shtab.DIRECTORY  # type: ignore[attr-defined]
     p.add_argument("--keep-failed", action="store_true",
                    help="keep failed cells' containers and print how to enter them")
     p.add_argument("--no-build-images", action="store_true",
@@ -75,7 +158,8 @@ def parser() -> argparse.ArgumentParser:
                         "2 bad input (policy: matrix.yaml `release`)")
     p.add_argument("--shard", default=None, metavar="I/N",
                    help="run slice I of N of the selected cells (deterministic, disjoint, "
-                        "balanced by kind); `python -m harness merge` joins the reports")
+                        "balanced by kind); `merge` joins the reports")
+    config.document_environment(p)
     return p
 
 

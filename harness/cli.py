@@ -24,6 +24,7 @@ from rich.markup import escape
 
 from harness import (
     arguments,
+    config,
     console,
     kinds,
     matrix,
@@ -64,6 +65,7 @@ class Options:
 
     dist: tuple[Path, ...]  # a wheel, a dist/ directory, or wheel and sdist files
     matrix: Path
+    matrix_source: config.MatrixSource | None = None  # how the matrix was found (None: given)
     select: tuple[str, ...] = ()
     jobs: int | None = None
     timeout: float | None = None
@@ -80,8 +82,15 @@ class Options:
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
-    """argv -> Options; numbers that make no sense are an InputError."""
-    a = parser().parse_intermixed_args(argv)
+    """argv (and Q_KANGAROO_SMOKE_* variables) -> Options; numbers that make no sense are an
+    InputError."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    arguments.check_old_spellings(argv)
+    p = parser()
+    from_env = config.apply_environment(p, os.environ)
+    a = p.parse_intermixed_args(argv)
+    source = config.find_matrix(a.matrix, from_env="matrix" in from_env and not any(
+        x.split("=", 1)[0] == "--matrix" for x in argv))
     if a.timeout is not None and not (math.isfinite(a.timeout) and a.timeout > 0):
         raise InputError(f"--timeout {a.timeout:g}: give a finite number of seconds above 0")
     if a.jobs is not None and a.jobs < 1:
@@ -90,7 +99,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         raise InputError("--select '': an empty pattern; give a cell id or pattern "
                          "(python -m harness --list shows them)")
     return Options(dist=tuple(a.dist), version=a.release_version, prereleases=a.pre,
-                   matrix=a.matrix, select=tuple(a.select), jobs=a.jobs,
+                   matrix=source.path, matrix_source=source, select=tuple(a.select), jobs=a.jobs,
                    timeout=a.timeout, report_dir=a.report_dir, keep_failed=a.keep_failed,
                    build_images=not a.no_build_images, list_only=a.list,
                    list_format=a.format,
@@ -100,7 +109,9 @@ def parse_options(argv: Sequence[str] | None) -> Options:
 
 def load_cells(opts: Options) -> tuple[matrix.Matrix, list[cells_mod.Cell]]:
     """Matrix -> the selected cells (with any timeout override)."""
-    m = matrix.load(opts.matrix)
+    src = opts.matrix_source
+    m = (matrix.from_data(src.table, src.path, f"{src.path} [tool.{config.TOOL}]")
+         if src is not None and src.table is not None else matrix.load(opts.matrix))
     cells = cells_mod.select(cells_mod.expand(m), opts.select)
     cells_mod.check(cells, str(m.path))
     if opts.timeout is not None:
@@ -177,6 +188,8 @@ def stop_aware_log(out: Console, stop: threading.Event) -> Callable[[str], None]
 def run(opts: Options, out: Console, stop: StopSignals) -> int:
     """The whole pipeline for one release; a stop signal ends it early with the report
     written."""
+    if opts.matrix_source is not None:
+        out.print(escape(opts.matrix_source.describe()), highlight=False)
     m, selected = load_cells(opts)
     cells = shard.select(selected, opts.shard)
     timing.mark("matrix and cells")
@@ -220,7 +233,7 @@ def read_release(opts: Options, m: matrix.Matrix, cells: Sequence[cells_mod.Cell
     user gave them); a single wheel no selected cell can install is refused."""
     if not opts.dist:
         raise InputError("no wheel given; pass a .whl, a dist/ directory or wheel and sdist "
-                         "files (`nox -s smoke` builds the fixture wheel for you)")
+                         f"files ({arguments.program_name()} --help)")
     found = wheel.resolve(opts.dist, m.package, version=opts.version,
                           prereleases=opts.prereleases, source=str(m.path))
     timing.mark("release: find files")
@@ -369,7 +382,7 @@ def main(argv: Sequence[str] | None = None, *, stop: StopSignals | None = None) 
     signals = stop or StopSignals().install()
     args = list(sys.argv[1:] if argv is None else argv)
     timing.mark("imports")
-    out = console.make_console(arguments.output_options().parse_known_args(args)[0].color)
+    out = console.make_console(arguments.color_choice(args, os.environ))
     try:
         command = COMMANDS.get(args[0]) if args else None
         if command is not None:

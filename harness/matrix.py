@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -103,18 +104,42 @@ def _key(path: Any) -> str:
 
 
 def validate(data: Any, source: str) -> list[str]:
-    """Every schema error as one line: file, key, what was expected."""
+    """Every schema error as one line: file, key, what was expected (and how to fix the
+    usual slips: a number where a string belongs, a misspelled key)."""
     validator = jsonschema.Draft202012Validator(matrix_schema())
     lines = []
     for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
         if err.validator == "oneOf" and _key(err.path).endswith("]"):
             msg = "give exactly one of 'expected' or 'expected_expr'"
         elif err.validator == "additionalProperties":
-            msg = err.message.replace("Additional properties are not allowed", "unknown key")
+            msg = _unknown_keys(err)
+        elif err.validator == "type" and err.validator_value == "string" \
+                and isinstance(err.instance, (int, float)) and not isinstance(err.instance, bool):
+            msg = _quote_hint(err.instance)
         else:
             msg = err.message
         lines.append(f"{source}: {_key(err.path)}: {msg}")
     return lines
+
+
+def _unknown_keys(err: jsonschema.ValidationError) -> str:
+    """"unknown key 'pyton' (did you mean 'python'?)" for each key the schema does not know."""
+    known = list(err.schema.get("properties", {})) if isinstance(err.schema, dict) else []
+    parts = []
+    for key in sorted(set(err.instance) - set(known)) if isinstance(err.instance, dict) else []:
+        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.7)
+        hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
+        parts.append(f"unknown key {key!r}{hint}")
+    return "; ".join(parts) or err.message
+
+
+def _quote_hint(value: float) -> str:
+    """A number where a string belongs: YAML read it as one (3.10 even becomes 3.1)."""
+    text = repr(value)
+    if isinstance(value, float) and text.endswith(".1"):
+        return (f"{text} is a number, not a string: quote it, e.g. \"{text}0\" (YAML reads "
+                f"an unquoted {text}0 as the number {text})")
+    return f"{text} is a number, not a string: quote it, \"{text}\""
 
 
 def _reference(name: str | None, matrix_path: Path) -> Reference | None:
@@ -177,7 +202,14 @@ def load(path: Path) -> Matrix:
         where = f"line {mark.line + 1}" if mark else "?"
         raise InputError(f"{path}: {where}: not valid YAML ({getattr(exc, 'problem', exc)})") \
             from exc
-    errors = validate(data, str(path))
+    return from_data(data, path)
+
+
+def from_data(data: Any, path: Path, source: str | None = None) -> Matrix:
+    """Validate and parse matrix data read from ``path`` (a matrix file, or the pyproject.toml
+    whose table holds it: ``source`` names that in messages); relative paths are from
+    ``path``'s directory."""
+    errors = validate(data, source or str(path))
     if errors:
         raise InputError("\n".join(errors))
     matrix = parse(data, path)

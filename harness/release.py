@@ -154,7 +154,7 @@ def _choose_version(available: set[Version], version: str | None, prereleases: b
     finals = {v for v in available if prereleases or not (v.is_prerelease or v.is_devrelease)}
     if not finals:
         raise InputError(f"{where}: only pre-/dev-releases ({listed}); choose one with "
-                         "--version or allow pre-releases")
+                         "--release-version or allow pre-releases (--pre)")
     return max(finals)
 
 
@@ -171,7 +171,7 @@ def collect(paths: Sequence[Path], distribution: str, *, version: str | None = N
         try:
             Version(version)
         except ValueError:
-            raise InputError(f"--version {version!r} is not a version (PEP 440), e.g. "
+            raise InputError(f"--release-version {version!r} is not a version (PEP 440), e.g. "
                              "1.2.0") from None
     classified = [classify(p) for p in _expand(paths)]
     ignored = [c for c in classified if isinstance(c, Ignored)]

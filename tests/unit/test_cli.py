@@ -12,7 +12,7 @@ from tests.conftest import default_matrix_data
 
 def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("matrix: ")]
     assert len(lines) == 1, err
     assert lines[0].startswith("error: ")
     return lines[0]
@@ -84,7 +84,7 @@ def test_a_release_directory_is_one_version_of_the_package_others_ignored(
 def test_the_release_version_must_exist(tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "q_kangaroo-1.0.0-cp39-abi3-manylinux_2_17_x86_64.whl").write_text("")
-    assert cli.main([str(tmp_path), "--version", "2.0"]) == 2
+    assert cli.main([str(tmp_path), "--release-version", "2.0"]) == 2
     assert "no file of version 2.0; available: 1.0.0" in one_error_line(capsys)
 
 

@@ -122,8 +122,8 @@ def test_a_throwaway_kind_is_a_matrix_key_with_its_own_schema(echo: EchoKind,
                                                               tmp_path: Path) -> None:
     data = {"package": {"distribution": "d", "import": "d"},
             "environments": {"echo": [{"python": "x", "colour": "red"}]}}
-    assert validate(data, "m.yaml") == ["m.yaml: environments.echo[0]: unknown key ('colour' "
-                                        "was unexpected)"]
+    assert validate(data, "m.yaml") == ["m.yaml: environments.echo[0]: unknown key 'colour' "
+                                        "(known: python, flavour, id, timeout)"]
     m = load(echo_matrix(tmp_path))
     assert m.entries("echo") == (EchoEntry(python=sys.executable, flavour="sour"),
                                  EchoEntry(python=sys.executable))

@@ -47,7 +47,7 @@ def test_default_matrix_loads_with_ten_cells() -> None:
      "package.checks[0]: give exactly one of 'expected' or 'expected_expr'"),
     (minimal(version_from="__version__"), "package.version_from: '__version__' is not of type"),
     ({**minimal(), "environments": {"venv": [{"pyhton": "3.9"}]}},
-     "environments.venv[0]: unknown key ('pyhton' was unexpected)"),
+     "environments.venv[0]: unknown key 'pyhton' (did you mean 'python'?)"),
     ({**minimal(), "defaults": {"timeout": 0}}, "defaults.timeout: 0 is less than or equal"),
 ])
 def test_each_error_is_one_line_naming_file_and_key(tmp_path: Path, data: object,
