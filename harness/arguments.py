@@ -11,8 +11,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-
-import shtab
+from typing import Any
 
 from harness import config
 from harness.errors import InputError
@@ -101,6 +100,18 @@ def answer_early(argv: Sequence[str]) -> None:
         raise
 
 
+def _completion(p: argparse.ArgumentParser) -> dict[str, Any]:
+    """--print-completion SHELL (shtab); its completers for files and directories.  Without
+    shtab (a front door such as the noxfile imports this module) there is no such option."""
+    try:
+        import shtab
+    except ImportError:
+        return {}
+    shtab.add_argument_to(p, ["--print-completion"],
+                          help="print the completion script for this shell and exit")
+    return {"file": shtab.FILE, "directory": shtab.DIRECTORY}
+
+
 def parser(*, exit_on_error: bool = True) -> argparse.ArgumentParser:
     """The command-line interface."""
     p = argparse.ArgumentParser(
@@ -118,14 +129,13 @@ def parser(*, exit_on_error: bool = True) -> argparse.ArgumentParser:
                "1 no-go, 2 bad input or nothing but unjudged checks. 141: the reader of the "
                f"output went away. Every option can also be set as {config.ENV_PREFIX}<OPTION> "
                "(shown as [env ...]); the command line wins.")
+    completion = _completion(p)
     p.add_argument("dist", nargs="*", type=Path, metavar="DIST",
                    help="what to test: a wheel, or a release set (a dist/ directory, or "
                         "wheel and sdist files); each cell installs the wheel pip would pick"
-                   ).complete = shtab.FILE  # type: ignore[attr-defined]
+                   ).complete = completion.get("file")  # type: ignore[attr-defined]
     p.add_argument("--version", action="version", version=f"%(prog)s {tool_version()}",
                    help="print the harness's version and exit")
-    shtab.add_argument_to(p, ["--print-completion"],
-                          help="print the completion script for this shell and exit")
     p.add_argument("--release-version", dest="release_version", default=None, metavar="V",
                    help="the release set's version to test (default: the newest final "
                         "release in DIST)")
@@ -135,7 +145,7 @@ def parser(*, exit_on_error: bool = True) -> argparse.ArgumentParser:
                    help=f"the matrix (default: ./{config.MATRIX_FILE}, else "
                         f"[tool.{config.TOOL}] in ./pyproject.toml, else the bundled "
                         "q_kangaroo matrix; the run says which)"
-                   ).complete = shtab.FILE  # type: ignore[attr-defined]
+                   ).complete = completion.get("file")  # type: ignore[attr-defined]
     p.add_argument("--select", "-k", action="append", default=[], metavar="PATTERN",
                    help="only cells whose id or alias matches (fnmatch; repeatable; a,b)")
     p.add_argument("--jobs", "-j", type=int, default=None,
@@ -143,7 +153,7 @@ def parser(*, exit_on_error: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=None, help="seconds per cell (override)")
     p.add_argument("--report-dir", type=Path, default=Path("reports"),
                    help="where smoke.json and smoke.junit.xml go (default: reports/)"
-                   ).complete = shtab.DIRECTORY  # type: ignore[attr-defined]
+                   ).complete = completion.get("directory")  # type: ignore[attr-defined]
     p.add_argument("--keep-failed", action="store_true",
                    help="keep failed cells' containers and print how to enter them")
     p.add_argument("--no-build-images", action="store_true",
