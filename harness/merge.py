@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
-from harness import outcome, report
+from harness import arguments, outcome, report
 from harness.errors import InputError
 from harness.report_schema import ReportDoc, ShardDoc, read
 from harness.verdict import CellResult, Verdict, conclude, summarize
@@ -25,7 +25,7 @@ from harness.verdict import CellResult, Verdict, conclude, summarize
 def parser() -> argparse.ArgumentParser:
     """The ``merge`` subcommand's interface."""
     p = argparse.ArgumentParser(
-        prog="python -m harness merge",
+        prog=f"{arguments.program_name()} merge", parents=[arguments.output_options()],
         description="Merge the reports of shards (--shard I/N) into one report, summary and "
                     "exit code, as one unsharded run would give.")
     p.add_argument("reports", nargs="+", type=Path,

@@ -249,13 +249,13 @@ def _suite(parent: ET.Element, r: CellResult, coverage: outcome.Coverage) -> dic
     counts = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
     carriers: list[ET.Element] = []  # the cases that say why the cell did not pass
 
-    def case(name: str, seconds: float | None, outcome: tuple[str, str, str] | None,
+    def case(name: str, seconds: float | None, element: tuple[str, str, str] | None,
              text: str = "") -> None:
         counts["tests"] += 1
         el = ET.SubElement(suite, "testcase", classname=junit_class(r.cell_id), name=name,
                            time=f"{seconds or 0:.3f}")
-        if outcome is not None:
-            tag, kind, message = outcome
+        if element is not None:
+            tag, kind, message = element
             counts[{"failure": "failures", "error": "errors", "skipped": "skipped"}[tag]] += 1
             child = ET.SubElement(el, tag, message=xml_text(message)[:500], type=kind)
             if tag != "skipped":

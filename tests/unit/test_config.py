@@ -94,13 +94,14 @@ def test_a_bad_variable_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch, n
         cli.parse_options(["x.whl"])
 
 
-def test_help_names_the_program_and_every_variable(
+def test_help_names_the_program_merge_and_every_variable(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(sys, "argv", ["/usr/local/bin/q-kangaroo-smoke"])
     with pytest.raises(SystemExit):
         arguments.parser().parse_args(["--help"])
     text = capsys.readouterr().out
     assert text.startswith("usage: q-kangaroo-smoke ")
+    assert "q-kangaroo-smoke merge REPORT_DIR" in text
     for action in arguments.parser()._actions:
         name = config.env_name(action)
         if name:
