@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import config
-from harness.errors import InputError
+from harness.errors import InputError, closed_pipe
 from harness.resources import default_matrix
 
 DEFAULT_MATRIX = default_matrix()  # when no --matrix, ./matrix.yaml or pyproject table
@@ -94,6 +94,8 @@ def answer_early(argv: Sequence[str]) -> None:
             parser(exit_on_error=False).parse_known_args(list(argv))
     except argparse.ArgumentError:
         return
+    except BrokenPipeError:  # `--print-completion bash | head`
+        sys.exit(closed_pipe(sys.stdout))
     except SystemExit as exc:
         if exc.code not in (0, None):
             return

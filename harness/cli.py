@@ -39,13 +39,13 @@ from harness import cells as cells_mod
 from harness.arguments import DEFAULT_MATRIX as DEFAULT_MATRIX  # re-exported
 from harness.arguments import parser
 from harness.errors import (
-    EXIT_CLOSED_PIPE,
     EXIT_INPUT,
     EXIT_INTERRUPTED,
     EXIT_PASS,
     HarnessError,
     InfrastructureError,
     InputError,
+    closed_pipe,
 )
 from harness.prepare import Prepared, prepare
 from harness.report_schema import ReportDoc
@@ -393,8 +393,7 @@ def main(argv: Sequence[str] | None = None, *, stop: StopSignals | None = None) 
             out.print(f"[red]error:[/] {escape(line)}", highlight=False)
         return EXIT_INTERRUPTED if signals.event.is_set() else exc.exit_code
     except BrokenPipeError:  # stdout's reader went away (`--list | head`): no traceback
-        console.silence(sys.stdout)
-        return EXIT_CLOSED_PIPE
+        return closed_pipe(sys.stdout)
     finally:
         timing.mark("gate and exit code")
         timing.write()
@@ -426,7 +425,7 @@ def entry(stop: StopSignals | None = None) -> NoReturn:
         try:
             stream.flush()
         except BrokenPipeError:
-            console.silence(stream)
+            closed_pipe(stream)
     if stop.event.is_set() and any(not t.daemon and t is not threading.main_thread()
                                    for t in threading.enumerate()):
         os._exit(code)  # an abandoned image build must not hold the exit (the engine cancels it)

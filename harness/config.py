@@ -41,7 +41,11 @@ class MatrixSource:
                  "bundled default": f"bundled default: q_kangaroo's; put a {MATRIX_FILE} "
                                     f"here or a [tool.{TOOL}] table in pyproject.toml "
                                     "for your package"}[self.how]
-        return f"matrix: {self.path} ({where})"
+        try:
+            shown = f"./{self.path.relative_to(Path.cwd())}"
+        except ValueError:
+            shown = str(self.path)
+        return f"matrix: {shown} ({where})"
 
 
 def find_matrix(given: Path | None, *, cwd: Path | None = None,

@@ -23,6 +23,7 @@ from rich.text import Text
 
 from harness import github, outcome
 from harness.cells import Cell
+from harness.errors import closed_pipe
 from harness.verdict import CellResult, CheckStatus, Verdict
 
 if TYPE_CHECKING:
@@ -98,18 +99,7 @@ class PipeSafe(io.TextIOBase):
 
     def _closed_pipe(self) -> None:
         self.broken = True
-        silence(self.stream)
-
-
-def silence(stream: TextIO) -> None:
-    """Point a stream's descriptor at /dev/null (its reader is gone): the interpreter's
-    final flush then has nowhere to fail."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, stream.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
+        closed_pipe(self.stream)
 
 
 def make_console(color: str = "auto", *, stream: TextIO | None = None,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import TextIO
+
 EXIT_PASS = 0
 EXIT_FAIL = 1
 EXIT_INPUT = 2
@@ -21,3 +24,15 @@ class InputError(HarnessError):
 
 class InfrastructureError(HarnessError):
     """The host cannot run what was asked (no engine, no interpreter, no namespace)."""
+
+
+def closed_pipe(stream: TextIO) -> int:
+    """The reader of ``stream`` went away (``| head``): point its descriptor at /dev/null, so
+    that no later write or the interpreter's final flush fails, and give the exit code."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return EXIT_CLOSED_PIPE
