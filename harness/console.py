@@ -329,10 +329,10 @@ class Progress:
 
 def summary(console: Console, results: Sequence[CellResult], *, live_shown: bool | None = None,
             verbosity: int = 0, coverage: outcome.Coverage = outcome.DEFAULT_COVERAGE,
-            environ: Mapping[str, str] | None = None) -> None:
+            annotate: bool = True, environ: Mapping[str, str] | None = None) -> None:
     """After the run: the compact table (unless the live one shows it), every failed check
-    with its diagnosis; on GitHub Actions a collapsed group per cell and an annotation per
-    cell that blocks."""
+    with its diagnosis; on GitHub Actions a collapsed group per cell and (``annotate``) an
+    annotation per cell that blocks."""
     if verbosity < -1:
         return
     live_shown = is_live(console) if live_shown is None else live_shown
@@ -346,7 +346,7 @@ def summary(console: Console, results: Sequence[CellResult], *, live_shown: bool
             for line in _details(r, max(verbosity, 1)):
                 console.print(line, markup=False, emoji=False)
             console.print(github.END_GROUP, markup=False, emoji=False)
-        for r in results:
+        for r in results if annotate else ():
             note = annotation(r, coverage)
             if note is not None:
                 console.print(note, markup=False, emoji=False)

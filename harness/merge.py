@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
-from harness import arguments, outcome, report
+from harness import arguments, console, outcome, report
 from harness.errors import InputError
 from harness.report_schema import ReportDoc, ShardDoc, read
 from harness.verdict import CellResult, Verdict, conclude, summarize
@@ -177,6 +177,9 @@ def main(argv: Sequence[str], out: Console) -> int:
     coverage = outcome.Coverage.from_json(data["release"].get("coverage"))
     junit = report.junit_tree(f"smoke {data['wheel']['file']}", results, coverage)
     paths = report.write_documents(opts.report_dir, data, junit)
+    # the table and every failure; the annotations came from the cells' own runs
+    console.summary(out, results, live_shown=False, verbosity=arguments.verbosity(opts),
+                    coverage=coverage, annotate=False)
     counts = ", ".join(f"{n} {v.value}" for v in Verdict
                        if (n := sum(r.verdict is v for r in results)))
     out.print(f"merged {len(shards)} shard{'s' if len(shards) != 1 else ''}: "
