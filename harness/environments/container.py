@@ -62,10 +62,24 @@ def _orphaned(container: Container) -> bool:
     return datetime.now(timezone.utc) - created > OTHER_HOST_GRACE
 
 
+LIST_ATTEMPTS = 5  # the engine is shared: other runs remove their containers meanwhile
+
+
+def _labelled(client: docker.DockerClient) -> list[Container]:
+    """Every container of any run of the harness.  The SDK inspects each listed container;
+    one another run removes in between is NotFound: list again (best effort: none)."""
+    for _ in range(LIST_ATTEMPTS):
+        try:
+            return list(client.containers.list(all=True, filters={"label": f"{LABEL}.run"}))
+        except docker.errors.NotFound:
+            continue
+    return []
+
+
 def reap(client: docker.DockerClient) -> list[str]:
     """Remove containers left by runs whose harness process is gone (killed outright)."""
     removed = []
-    for c in client.containers.list(all=True, filters={"label": f"{LABEL}.run"}):
+    for c in _labelled(client):
         if not _orphaned(c):
             continue
         try:

@@ -110,3 +110,24 @@ def test_virtualenv_makes_a_bare_venv_or_says_why_not(tmp_path: Path) -> None:
     assert not list(target.glob("lib/python*/site-packages/pip"))  # --no-seed
     why = make_virtualenv(tmp_path / "nope", tmp_path / "v2", app_data=tmp_path / "app")
     assert why
+
+
+def test_reaping_lists_again_when_another_run_removes_a_container_meanwhile() -> None:
+    import docker.errors
+
+    from harness.environments import container
+
+    class Containers:
+        calls = 0
+
+        def list(self, **_: Any) -> list[Any]:
+            self.calls += 1  # the SDK inspects each listed container: one is gone by then
+            if self.calls == 1:
+                raise docker.errors.NotFound("No such container: b0106585")
+            return []
+
+    class Client:
+        containers = Containers()
+
+    assert container.reap(Client()) == []  # type: ignore[arg-type]
+    assert Client.containers.calls == 2
