@@ -41,10 +41,9 @@ class MatrixSource:
                  "bundled default": f"bundled default: q_kangaroo's; put a {MATRIX_FILE} "
                                     f"here or a [tool.{TOOL}] table in pyproject.toml "
                                     "for your package"}[self.how]
-        try:
-            shown = f"./{self.path.relative_to(Path.cwd())}"
-        except ValueError:
-            shown = str(self.path)
+        shown = str(self.path)
+        if self.how in ("current directory", "pyproject"):  # ./matrix.yaml, ./pyproject.toml
+            shown = f"./{self.path.name}"
         return f"matrix: {shown} ({where})"
 
 

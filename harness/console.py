@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+import textwrap
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, TextIO, cast
@@ -351,10 +352,13 @@ def summary(console: Console, results: Sequence[CellResult], *, live_shown: bool
             if note is not None:
                 console.print(note, markup=False, emoji=False)
         return
+    wrap = is_live(console)  # a terminal: wrapped at words; a log keeps whole lines (grep)
     for verdict, heading, lines in detail_blocks(results, verbosity):
         console.print(Text(heading, STYLE[verdict]))
         for line in lines:
-            console.print(line, markup=False, emoji=False)
+            console.print(textwrap.fill(line, console.width, subsequent_indent="      ",
+                                        break_on_hyphens=False) if wrap else line,
+                          markup=False, emoji=False)
 
 
 def annotate_decision(console: Console, decision: Decision,
