@@ -105,7 +105,8 @@ def _smoke(session: nox.Session, extra: list[str]) -> None:
     args = [*extra, *session.posargs]  # the harness's argparse reads them, in any order
     if _arguments.needs_default_wheel(args):
         args.append(_fixture_wheel(session))
-    _ensure_engine(session)  # not fatal: without an engine, container cells say ERROR
+    if _arguments.runs_cells(args):  # not fatal: without an engine, container cells: ERROR
+        _ensure_engine(session)
     _harness(session, python, *args)
 
 

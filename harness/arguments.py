@@ -175,14 +175,27 @@ def parser(*, exit_on_error: bool = True) -> argparse.ArgumentParser:
     return p
 
 
+def _peek(argv: Sequence[str]) -> argparse.Namespace | None:
+    """What these arguments ask for, without acting (None: --help, --version, a completion
+    script, or a mistake the real run will report)."""
+    sink = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            return parser().parse_known_args(list(argv))[0]
+    except SystemExit:
+        return None
+
+
 def needs_default_wheel(argv: Sequence[str]) -> bool:
     """Whether these harness arguments lack a wheel where a run needs one (for front doors
     such as nox, which add a default one).  Options may come before or after the wheel:
     argparse decides; arguments it rejects count as complete (the harness says why)."""
-    sink = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            a, _ = parser().parse_known_args(list(argv))
-    except SystemExit:  # --help, or a mistake the real run will report
-        return False
-    return not a.dist and not a.list
+    a = _peek(argv)
+    return a is not None and not a.dist and not a.list
+
+
+def runs_cells(argv: Sequence[str]) -> bool:
+    """Whether these arguments run cells (not --help, --version, --list, a completion
+    script): front doors start an engine only then."""
+    a = _peek(argv)
+    return a is not None and not a.list

@@ -135,3 +135,14 @@ def test_a_number_where_a_string_belongs_says_quote_it(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r'3\.1 is a number, not a string: quote it, e\.g\. '
                                          r'"3\.10"'):
         matrix.load(path)
+
+
+@pytest.mark.parametrize(("argv", "default_wheel", "runs"), [
+    ([], True, True), (["dist/"], False, True), (["--select", "venv-*"], True, True),
+    (["--help"], False, False), (["--version"], False, False), (["--list"], False, False),
+    (["--print-completion", "bash"], False, False),
+])
+def test_front_doors_add_a_wheel_and_start_an_engine_only_for_a_run(
+        argv: list[str], default_wheel: bool, runs: bool) -> None:
+    assert arguments.needs_default_wheel(argv) is default_wheel
+    assert arguments.runs_cells(argv) is runs
