@@ -7,15 +7,17 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 
 from harness import kinds, policy
 from harness.errors import InputError
 from harness.kinds import Entry
 from harness.schema import matrix_schema
+
+if TYPE_CHECKING:  # imported by validate only: reading reports (merge) needs no validator
+    import jsonschema
 
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_BUDGETS = {"import": 15.0, "check": 120.0}  # seconds per step (defaults.budgets)
@@ -106,6 +108,8 @@ def _key(path: Any) -> str:
 def validate(data: Any, source: str) -> list[str]:
     """Every schema error as one line: file, key, what was expected (and how to fix the
     usual slips: a number where a string belongs, a misspelled key)."""
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(matrix_schema())
     lines = []
     for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
