@@ -251,10 +251,11 @@ def announce(out: Console, plan: Plan, checked: wheel.Release, staged: wheel.Rel
     opts, cells = plan.opts, plan.cells
     part = f" (shard {opts.shard} of {len(plan.selected)})" if opts.shard != shard.WHOLE else ""
     single = staged.wheels[0] if len(staged.files.files) == 1 else None
-    title = (f"[bold]{escape(single.filename)}[/] sha256 {single.sha256[:16]}…"
-             if single else f"[bold]{escape(staged.label)}[/]")
-    out.print(f"{title} — {len(cells)} cell{'s' if len(cells) != 1 else ''}{part}, "
-              f"{plan.jobs} at a time", highlight=False)
+    what = f"a wheel (sha256 {single.sha256[:16]}…)" if single else escape(staged.label)
+    out.print(f"testing {what} in {len(cells)} cell{'s' if len(cells) != 1 else ''}{part}, "
+              f"{plan.jobs} at a time" + (":" if single else ""), highlight=False)
+    if single:  # the name on a line of its own: a log read at 80 columns
+        out.print(f"  [bold]{escape(single.filename)}[/]", highlight=False)
 
 
 def run_cells(plan: Plan, staged: Staged, release: wheel.Release, out: Console,
