@@ -11,6 +11,9 @@ images, tests, lint, bench.
 ``nox -s prepublish -- DIST [OPTIONS]``  audit + the whole matrix on the same files +
                                cross-check: one go / no-go (0 go, 1 no-go, 2 bad input)
 ``nox -s "cell(venv-py3.12)"`` one cell;  ``nox -l`` lists them all
+
+smoke, prepublish, cell(<id>) and images share one venv (.nox/runtime: the harness and its
+runtime dependencies only); fixtures, tests, lint and bench have their own (dependency groups).
 """
 
 from __future__ import annotations
