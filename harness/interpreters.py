@@ -3,7 +3,8 @@
 python-discovery looks at an explicit path, the running interpreter, PATH (resolving pyenv,
 mise and asdf shims), uv-managed Pythons, and on Windows the ``py`` launcher's registry. The
 installs under ``pyenv root`` are searched after all of PATH, newest first, even when pyenv
-has not selected them.
+has not selected them. What each candidate is stays cached (as virtualenv does) until its
+executable's mtime changes.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
-from python_discovery import PythonInfo, get_interpreter
+from python_discovery import DiskCache, PythonInfo, get_interpreter
 
 from harness.errors import InfrastructureError
+from harness.resources import cache_dir
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,7 +80,8 @@ def _release(info: PythonInfo) -> bool:
 def find(spec: str) -> Interpreter:
     """Resolve '3.12' or '/path/to/python' to a working interpreter of that version."""
     explicit = "/" in spec or "\\" in spec  # a path (Windows' too), not a version
-    info = get_interpreter(spec, env=_search_env(),
+    # what each candidate is, asked once (a subprocess) and kept until its file changes
+    info = get_interpreter(spec, env=_search_env(), cache=DiskCache(cache_dir() / "interpreters"),
                            predicate=None if explicit else _release)
     exe = None if info is None else info.system_executable or info.executable  # a venv's base
     if info is None or exe is None:
