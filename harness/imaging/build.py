@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import docker
@@ -151,29 +152,38 @@ def ensure_images(
 ) -> dict[str, BuiltImage]:
     """Make the named clean images (default: all but the extras) current; build only those
     missing or outdated. ``base_override`` builds them FROM that image reference instead.
-    """
+
+    Side by side: first each distinct base (an mmdebstrap downloads while another unpacks),
+    then each image (the engine builds several at once; the check of a current one is
+    mostly waiting on the engine and the file system)."""
     recipes = _select(load_recipes(), names)
-    client = client or connect()
-    built: dict[str, BuiltImage] = {}
-    for recipe in recipes:
-        if base_override is not None:
-            recipe = dataclasses.replace(recipe, base=base_override, suite=None)
-        ensure_recipe_base(client, recipe, log)
-        digest = recipe_hash(recipe, client=client)
-        old = get_image(client, recipe.tag)
-        if old is not None and old.labels.get(LABEL_HASH) == digest:
-            log(f"{recipe.name}: up to date ({recipe.tag}, {old.id[7:19]})")
-            image_id = str(old.id)
-        else:
-            why = "missing" if old is None else "outdated"
-            log(f"{recipe.name}: building {recipe.tag} FROM {recipe.base} ({why})")
-            started = time.monotonic()
-            # Bases made by mmdebstrap already hold every package: no network at build time.
-            image_id = _build(client, recipe, digest, offline=recipe.suite is not None, log=log)
-            log(f"{recipe.name}: built {image_id[7:19]} in {time.monotonic() - started:.0f} s")
-            if old is not None and old.id != image_id:
-                drop_if_dangling(client, old.id, log)
-        built[recipe.name] = BuiltImage(
-            name=recipe.name, tag=recipe.tag, image_id=image_id, python=recipe.python
-        )
-    return built
+    if base_override is not None:
+        recipes = [dataclasses.replace(r, base=base_override, suite=None) for r in recipes]
+    engine = client or connect()
+    bases = list({r.base: r for r in recipes}.values())
+    with ThreadPoolExecutor(max_workers=max(1, min(PARALLEL_BUILDS, len(recipes)))) as pool:
+        list(pool.map(lambda r: ensure_recipe_base(engine, r, log), bases))
+        images = list(pool.map(lambda r: _ensure_image(engine, r, log), recipes))
+    return {image.name: image for image in images}
+
+
+PARALLEL_BUILDS = 3  # image builds (and base checks) at once
+
+
+def _ensure_image(client: docker.DockerClient, recipe: Recipe, log: Log) -> BuiltImage:
+    """The current image of ``recipe`` (its base present): kept, or built."""
+    digest = recipe_hash(recipe, client=client)
+    old = get_image(client, recipe.tag)
+    if old is not None and old.labels.get(LABEL_HASH) == digest:
+        log(f"{recipe.name}: up to date ({recipe.tag}, {old.id[7:19]})")
+        image_id = str(old.id)
+    else:
+        why = "missing" if old is None else "outdated"
+        log(f"{recipe.name}: building {recipe.tag} FROM {recipe.base} ({why})")
+        started = time.monotonic()
+        # Bases made by mmdebstrap already hold every package: no network at build time.
+        image_id = _build(client, recipe, digest, offline=recipe.suite is not None, log=log)
+        log(f"{recipe.name}: built {image_id[7:19]} in {time.monotonic() - started:.0f} s")
+        if old is not None and old.id != image_id:
+            drop_if_dangling(client, old.id, log)
+    return BuiltImage(name=recipe.name, tag=recipe.tag, image_id=image_id, python=recipe.python)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -89,9 +90,11 @@ def uv_binary() -> Path:
         raise ImageError(f"no uv binary on the host ({exc}); pip install uv") from exc
 
 
-def _uv_identity(uv_bin: Path) -> list[object]:
+@functools.lru_cache(maxsize=4)
+def _uv_identity(uv_bin: Path) -> tuple[object, ...]:
+    """uv's version and size (asked once per process, not once per recipe)."""
     out = subprocess.run([str(uv_bin), "--version"], capture_output=True, text=True, check=True)
-    return [out.stdout.strip(), uv_bin.stat().st_size]
+    return (out.stdout.strip(), uv_bin.stat().st_size)
 
 
 def recipe_files() -> dict[str, Path]:
