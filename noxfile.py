@@ -18,11 +18,13 @@ runtime dependencies only); fixtures, tests, lint and bench have their own (depe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import nox
@@ -106,11 +108,42 @@ def _ensure_engine(session: nox.Session) -> None:
 def _smoke(session: nox.Session, extra: list[str]) -> None:
     python = _runtime(session)
     args = [*extra, *session.posargs]  # the harness's argparse reads them, in any order
-    if _arguments.needs_default_wheel(args):
-        args.append(_fixture_wheel(session))
     if _arguments.runs_cells(args):  # not fatal: without an engine, container cells: ERROR
         _ensure_engine(session)
+    if _arguments.needs_default_wheel(args):
+        # a first run: the images build (in the engine) while the fixture wheel does (cargo)
+        with _images_meanwhile(session, python, args):
+            args.append(_fixture_wheel(session))
     _harness(session, python, *args)
+
+
+@contextlib.contextmanager
+def _images_meanwhile(session: nox.Session, python: Path, args: list[str]) -> Iterator[None]:
+    """Build the run's missing clean images in the background for the ``with`` block (the
+    harness checks them again and says what failed)."""
+    opts = _arguments.parser().parse_known_args(args)[0]
+    try:
+        chosen = _cells.select(_cells.expand(_matrix.load(opts.matrix)), opts.select)
+    except Exception:  # a bad matrix or selection: the harness will say so
+        yield
+        return
+    from harness.imaging import load_recipes
+    from harness.kinds.base import entry_of
+    from harness.kinds.container import ContainerEntry
+
+    recipes = load_recipes()
+    names = sorted({image for c in chosen if c.kind == "container"
+                    if (image := entry_of(c, ContainerEntry).image) in recipes})
+    if not names:
+        yield
+        return
+    session.log(f"building images {', '.join(names)} meanwhile (python -m harness.imaging)")
+    with subprocess.Popen([str(python), "-m", "harness.imaging", *names],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT) as proc:
+        try:
+            yield
+        finally:
+            proc.wait()
 
 
 def _harness(session: nox.Session, python: Path, *args: str) -> None:

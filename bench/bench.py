@@ -79,11 +79,12 @@ def fixture_wheel() -> Path:
 
 
 def harness_run(wheel: Path, selects: list[str], *extra: str,
-                env: dict[str, str] | None = None) -> dict[str, Any]:
+                env: dict[str, str] | None = None, root: Path = ROOT) -> dict[str, Any]:
+    """One ``python -m harness`` run of the checkout at ``root``; its JSON report."""
     args = [arg for s in selects for arg in ("--select", s)]
     with tempfile.TemporaryDirectory() as reports:
         run([sys.executable, "-m", "harness", str(wheel), *args, *extra, "--report-dir",
-             reports], cwd=ROOT, env={**os.environ, **(env or {})})
+             reports], cwd=root, env={**os.environ, **(env or {})})
         return dict(json.loads((Path(reports) / "smoke.json").read_text()))
 
 
@@ -137,12 +138,13 @@ def verdict(ok: bool) -> str:
 # ------------------------------------------------------------------------------ the profile
 
 
-def profile_run(wheel: Path, selects: list[str]) -> tuple[float, float, dict[str, Any]]:
+def profile_run(wheel: Path, selects: list[str], root: Path = ROOT
+                ) -> tuple[float, float, dict[str, Any]]:
     """One profiled full run: (spawn time, exit time, the harness's marks)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "profile.json"
         spawned = time.time()
-        harness_run(wheel, selects, env={timing.ENV: str(out)})
+        harness_run(wheel, selects, env={timing.ENV: str(out)}, root=root)
         ended = time.time()
         return spawned, ended, dict(json.loads(out.read_text()))
 
@@ -173,26 +175,42 @@ def phases(spawned: float, ended: float, prof: dict[str, Any]
     return tracks
 
 
-def print_profile(wheel: Path, selects: list[str], repeat: int) -> None:
+def print_profile(wheel: Path, selects: list[str], repeat: int,
+                  against: Path | None = None) -> None:
+    """The phase breakdown (median of ``repeat`` runs); with ``against``, that checkout's
+    beside it, runs interleaved (the same load for both)."""
     cells = cells_mod.select(cells_mod.expand(matrix.load(ROOT / "matrix.yaml")), selects)
     shown = [next((c.id for c in cells if c.kind == k), None) for k in ("venv", "container")]
-    harness_run(wheel, selects)  # warm-up
-    runs = []
+    roots = [ROOT, *([against] if against else [])]
+    for root in roots:
+        harness_run(wheel, selects, root=root)  # warm-up
+    runs: dict[Path, list[tuple[float, dict[str, list[tuple[str, float]]]]]] = {
+        root: [] for root in roots}
     for _ in range(repeat):
-        spawned, ended, prof = profile_run(wheel, selects)
-        runs.append((ended - spawned, phases(spawned, ended, prof)))
-    print(f"profile: {len(cells)} cells, median of {repeat} runs "
-          f"(whole command {statistics.median(t for t, _ in runs):.3f} s)")
-    keys = ["main", PREPARE, *(f"cell {c}" for c in shown if c)]
-    for key in keys:
+        for root in roots:
+            spawned, ended, prof = profile_run(wheel, selects, root)
+            runs[root].append((ended - spawned, phases(spawned, ended, prof)))
+
+    def medians(root: Path, key: str) -> dict[str, float]:
         per_label: dict[str, list[float]] = {}
-        for _, tracks in runs:
+        for _, tracks in runs[root]:
             for label, secs in tracks.get(key, []):
                 per_label.setdefault(label, []).append(secs)
-        total = sum(statistics.median(v) for v in per_label.values())
-        print(f"\n  {key}  (sum {total:.3f} s)")
-        for label, values in per_label.items():
-            print(f"    {label:58s} {statistics.median(values):7.3f} s")
+        return {label: statistics.median(v) for label, v in per_label.items()}
+
+    whole = "  ".join(f"{statistics.median(t for t, _ in runs[r]):7.3f} s" for r in roots)
+    print(f"profile: {len(cells)} cells, median of {repeat} runs; whole command {whole}")
+    if against:
+        print(f"columns: this checkout ({ROOT}), then {against}")
+    for key in ["main", PREPARE, *(f"cell {c}" for c in shown if c)]:
+        columns = [medians(root, key) for root in roots]
+        labels = list(dict.fromkeys(label for col in columns for label in col))
+        sums = "  ".join(f"{sum(col.values()):7.3f} s" for col in columns)
+        print(f"\n  {key}  (sum {sums})")
+        for label in labels:
+            values = "  ".join(f"{col[label]:7.3f} s" if label in col else "      - " + "  "
+                               for col in columns)
+            print(f"    {label:58s} {values}")
 
 
 # ------------------------------------------------------------------------------ the bench
@@ -204,6 +222,8 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--select", action="append", default=[])
     p.add_argument("--profile", action="store_true", help="the phase breakdown only")
+    p.add_argument("--against", type=Path, metavar="CHECKOUT",
+                   help="--profile: another checkout's breakdown beside this one's")
     p.add_argument("--quick", action="store_true",
                    help="skip the naive baseline, scaling, --prepublish and shards")
     args = p.parse_args()
@@ -215,7 +235,7 @@ def main() -> int:
     built = imaging.ensure_images(sorted(set(images.values())), client=client,
                                   log=lambda line: None) if client else {}
     if args.profile:
-        print_profile(wheel, args.select, args.repeat)
+        print_profile(wheel, args.select, args.repeat, args.against)
         return 0
     jobs = m.jobs or os.cpu_count() or 2
 

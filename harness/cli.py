@@ -7,6 +7,7 @@ infrastructure, 130 interrupted).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -43,13 +44,12 @@ from harness.errors import (
     EXIT_INTERRUPTED,
     EXIT_PASS,
     HarnessError,
-    InfrastructureError,
     InputError,
     closed_pipe,
 )
-from harness.prepare import Prepared, prepare
+from harness.prepare import start as prepare  # each kind in its own thread
 from harness.report_schema import ReportDoc
-from harness.runner import RunContext, Staged, run_all, run_directory, until_stopped
+from harness.runner import RunContext, Staged, run_all, run_directory
 from harness.stop import STOP_SIGNALS, Stopped, StopSignals
 from harness.verdict import CellResult, Verdict
 
@@ -260,26 +260,22 @@ def announce(out: Console, plan: Plan, checked: wheel.Release, staged: wheel.Rel
 
 def run_cells(plan: Plan, staged: Staged, release: wheel.Release, out: Console,
               stop: StopSignals) -> list[CellResult]:
-    """Prepare what the cells share (stoppable), then run them with live progress."""
+    """Run the cells with live progress while what they share is prepared: each kind in its
+    own thread, a cell waits for its own kind only (none starts once a stop signal came)."""
     m, opts, cells = plan.matrix, plan.opts, list(plan.cells)
     ctx = RunContext(run_id=staged.run_id, root=staged.root, release=release,
                      package=m.package, dependencies=staged.dependencies,
                      interrupted=stop.event)
-    prepared: list[Prepared] = []
-    preparing = until_stopped(
-        lambda: prepared.append(prepare(
-            cells, run_id=staged.run_id, root=staged.root, package=m.package,
-            log=stop_aware_log(out, stop.event), keep_failed=opts.keep_failed,
-            build_images=opts.build_images)),
-        stop.event, name="prepare")
-    # stopped while preparing: none starts
+    preparing = prepare(cells, run_id=staged.run_id, root=staged.root, package=m.package,
+                        log=stop_aware_log(out, stop.event), stop=stop.event,
+                        keep_failed=opts.keep_failed, build_images=opts.build_images)
     with console.Progress(cells, out, verbosity=opts.verbosity) as progress:
-        results = run_all(cells, ctx, prepared[0].environment if prepared else unprepared,
-                          jobs=plan.jobs, on_start=progress.started,
-                          on_result=progress.finished)
+        results = run_all(cells, ctx, preparing.environment, jobs=plan.jobs,
+                          on_start=progress.started, on_result=progress.finished)
     timing.mark("cells")
-    if preparing is not None:  # stopped mid-prepare: a build unwinds at its next log line
-        preparing.join(PREPARE_GRACE)
+    if stop.event.is_set():  # stopped mid-prepare: a build unwinds at its next log line
+        with contextlib.suppress(Exception):
+            preparing.wait(PREPARE_GRACE)
     return results
 
 
@@ -348,11 +344,6 @@ def run_gate(gate_run: gate.Prepublish, out: Console, code: int, *, interrupted:
                   style=None if not line.startswith(("GO", "NO-GO")) else
                   "bold green" if decision.go else "bold red")
     return code if interrupted else decision.exit_code
-
-
-def unprepared(cell: cells_mod.Cell) -> NoReturn:
-    """The factory when a stop signal ended preparing: no cell may start."""
-    raise InfrastructureError(f"{cell.id}: not prepared (the run was stopped)")
 
 
 def write_reports(report_dir: Path, run_info: Callable[[bool], report.RunInfo],
@@ -427,13 +418,9 @@ def entry(stop: StopSignals | None = None) -> NoReturn:
             stream.flush()
         except BrokenPipeError:
             closed_pipe(stream)
-    waiting = any(not t.daemon and t is not threading.main_thread()
-                  for t in threading.enumerate())
-    if stop.event.is_set() or not waiting:
-        # Everything is written and flushed: no module teardown (docker, rich, auditwheel...:
-        # 0.2-0.5 s, the profile's "process exit"), and an abandoned image build must not
-        # hold the exit (the engine cancels it).
-        os._exit(code)
+    if stop.event.is_set() and any(not t.daemon and t is not threading.main_thread()
+                                   for t in threading.enumerate()):
+        os._exit(code)  # an abandoned image build must not hold the exit (the engine cancels it)
     sys.exit(code)
 
 

@@ -162,7 +162,7 @@ def run_cell(cell: Cell, ctx: RunContext, factory: EnvironmentFactory) -> CellRe
         env = factory(cell)
     except HarnessError as exc:
         return error_result(cell, ctx.package, str(exc))
-    timing.mark("environment object")
+    timing.mark("environment (once its kind is prepared)")
     with env:
         with ctx.lock:
             ctx.live.add(env)
@@ -193,32 +193,6 @@ def run_cell(cell: Cell, ctx: RunContext, factory: EnvironmentFactory) -> CellRe
     explained = explain(result, tested_wheel(ctx.release, result), ctx.package)
     timing.mark("diagnosis")
     return explained
-
-
-def until_stopped(task: Callable[[], None], stop: threading.Event, *,
-                  name: str = "task") -> threading.Thread | None:
-    """Run ``task`` in a daemon thread until it ends or ``stop`` is set; poll, never block.
-
-    Returns None when the task ended (its exception, if any, re-raised here), else the
-    thread still running (abandoned: the caller decides how long to wait for it).
-    """
-    failure: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            task()
-        except BaseException as exc:  # handed to the caller's thread
-            failure.append(exc)
-
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    thread.start()
-    while thread.is_alive() and not stop.is_set():
-        thread.join(0.1)
-    if thread.is_alive():
-        return thread
-    if failure and not stop.is_set():
-        raise failure[0]
-    return None
 
 
 def run_all(cells: Sequence[Cell], ctx: RunContext, factory: EnvironmentFactory, *, jobs: int,
