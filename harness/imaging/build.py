@@ -160,6 +160,7 @@ def ensure_images(
     if base_override is not None:
         recipes = [dataclasses.replace(r, base=base_override, suite=None) for r in recipes]
     engine = client or connect()
+    uv_binary()  # found once, before the threads: uv's lookup loads sysconfig (not thread-safe)
     bases = list({r.base: r for r in recipes}.values())
     with ThreadPoolExecutor(max_workers=max(1, min(PARALLEL_BUILDS, len(recipes)))) as pool:
         list(pool.map(lambda r: ensure_recipe_base(engine, r, log), bases))

@@ -81,6 +81,7 @@ def _interpreter_identity(prefix: Path) -> str:
     return sha256(rows)
 
 
+@functools.lru_cache(maxsize=1)
 def uv_binary() -> Path:
     try:
         import uv
