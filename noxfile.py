@@ -1,5 +1,5 @@
 # /// script
-# dependencies = ["nox>=2025.5.1", "pyyaml>=6", "jsonschema>=4"]
+# dependencies = ["nox>=2025.5.1", "pyyaml>=6", "jsonschema>=4", "tomli>=2; python_version < '3.11'"]
 # ///
 """Sessions: smoke (whole matrix), prepublish (the go / no-go gate), cell(<id>) (one cell),
 images, tests, lint, bench.
@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from harness import arguments as _arguments  # noqa: E402
 from harness import cells as _cells  # noqa: E402
+from harness import config as _config  # noqa: E402
 from harness import matrix as _matrix  # noqa: E402
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -122,8 +123,10 @@ def _images_meanwhile(session: nox.Session, python: Path, args: list[str]) -> It
     """Build the run's missing clean images in the background for the ``with`` block (the
     harness checks them again and says what failed)."""
     opts = _arguments.parser().parse_known_args(args)[0]
+    here = Path(session.invoked_from)  # where the harness runs: the matrix it will find
     try:
-        chosen = _cells.select(_cells.expand(_matrix.load(opts.matrix)), opts.select)
+        found = _config.find_matrix(here / opts.matrix if opts.matrix else None, cwd=here)
+        chosen = _cells.select(_cells.expand(_matrix.load_found(found)), opts.select)
     except Exception:  # a bad matrix or selection: the harness will say so
         yield
         return

@@ -110,8 +110,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
 def load_cells(opts: Options) -> tuple[matrix.Matrix, list[cells_mod.Cell]]:
     """Matrix -> the selected cells (with any timeout override)."""
     src = opts.matrix_source
-    m = (matrix.from_data(src.table, src.path, f"{src.path} [tool.{config.TOOL}]")
-         if src is not None and src.table is not None else matrix.load(opts.matrix))
+    m = matrix.load_found(src) if src is not None else matrix.load(opts.matrix)
     cells = cells_mod.select(cells_mod.expand(m), opts.select)
     cells_mod.check(cells, str(m.path))
     if opts.timeout is not None:

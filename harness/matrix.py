@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from harness import kinds, policy
+from harness.config import TOOL, MatrixSource
 from harness.errors import InputError
 from harness.kinds import Entry
 from harness.schema import matrix_schema
@@ -207,6 +208,13 @@ def load(path: Path) -> Matrix:
         raise InputError(f"{path}: {where}: not valid YAML ({getattr(exc, 'problem', exc)})") \
             from exc
     return from_data(data, path)
+
+
+def load_found(found: MatrixSource) -> Matrix:
+    """The matrix harness.config found: a matrix file, or a pyproject.toml's table."""
+    if found.table is None:
+        return load(found.path)
+    return from_data(found.table, found.path, f"{found.path} [tool.{TOOL}]")
 
 
 def from_data(data: Any, path: Path, source: str | None = None) -> Matrix:
