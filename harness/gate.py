@@ -105,9 +105,12 @@ class Decision:
 
 def decide(release: ReleaseSet, audit: AuditReport, report: ReportDoc,
            policy: ReleasePolicy, *, bundled_libraries: Sequence[str] = (),
-           matrix_cells: Sequence[str] = ()) -> Decision:
+           matrix_cells: Sequence[str] = (),
+           runnable: Mapping[str, frozenset[tuple[int, int]]] | None = None) -> Decision:
     """Go / no-go from the audit, the JSON report of the cells and the policy; a run of only
-    some of ``matrix_cells`` (--select) says so."""
+    some of ``matrix_cells`` (--select) says so. ``runnable``: per architecture, the CPython
+    versions a cell of it could have here (a wheel one of them fits but no cell tested is
+    ``wheel-untested-runnable``)."""
     cells = list(report["cells"])
     only = report["wheel"]["file"] if len(release.wheels) == 1 else None
     tested = tuple(tested_file(c, only) for c in cells)
@@ -119,13 +122,10 @@ def decide(release: ReleaseSet, audit: AuditReport, report: ReportDoc,
             mine = [c for c, t in zip(cells, tested, strict=True) if t.file == wheel.filename]
             issues += cross_check(facts[wheel.filename], mine, policy, bundled_libraries)
     coverage = tuple(promise_vs_coverage(w, cells, tested) for w in release.wheels)
+    by_name = {w.filename: w for w in release.wheels}
     for cov in coverage:
         if not cov.cells:
-            issues += _graded(policy, "coverage", "wheel-untested", cov.file,
-                              "no cell installed this wheel: it ships unproven (promises "
-                              f"{'; '.join(cov.promises)})",
-                              "add a cell this wheel is the pick for (matrix.yaml "
-                              "environments), or drop the file from the release")
+            issues += _untested(policy, by_name[cov.file], cov, runnable)
     if report["interrupted"]:
         issues.append(Issue(source="cell", code="interrupted", severity="error",
                             file="(release)", message="the run was interrupted: not every "
@@ -152,6 +152,46 @@ def decide(release: ReleaseSet, audit: AuditReport, report: ReportDoc,
     return Decision(go=go, reason=reason, blockers=blockers, warnings=warnings,
                     coverage=coverage, tested=tested, policy_changes=tuple(policy.changes()),
                     audit_seconds=audit.seconds)
+
+
+def _untested(policy: ReleasePolicy, wheel: Dist, cov: Coverage,
+              runnable: Mapping[str, frozenset[tuple[int, int]]] | None) -> list[Issue]:
+    """A wheel no cell installed: ``wheel-untested-runnable`` when a cell that fits it could
+    have run here (its architecture's, natively or emulated), else ``wheel-untested``."""
+    fits = could_run(wheel, runnable or {})
+    if fits:
+        return _graded(policy, "coverage", "wheel-untested-runnable", cov.file,
+                       f"no cell installed this wheel although {fits} could have run it: it "
+                       f"ships unproven (promises {'; '.join(cov.promises)})",
+                       "run the whole matrix (emulated cells for the release's other "
+                       "architectures are added unless the matrix says follow_release: "
+                       "false), or add such a cell (environments.container with arch:)")
+    return _graded(policy, "coverage", "wheel-untested", cov.file,
+                   "no cell installed this wheel: it ships unproven (promises "
+                   f"{'; '.join(cov.promises)})",
+                   "add a cell this wheel is the pick for (matrix.yaml "
+                   "environments), or drop the file from the release")
+
+
+def could_run(wheel: Dist, runnable: Mapping[str, frozenset[tuple[int, int]]]) -> str | None:
+    """A cell here that fits ``wheel`` (glibc Linux, its architecture, a CPython its tags
+    accept), in words ("a cell (aarch64, CPython 3.9)"); None when there is none."""
+    pythons = _python_promises(wheel.tags)
+    for tag in sorted(wheel.tags, key=str):
+        if not tag.platform.startswith(("manylinux", "linux_")):
+            continue
+        arch = tags_mod.manylinux_arch(tag.platform) or tag.platform[len("linux_"):]
+        for version in sorted(runnable.get(arch, ())):
+            if any(_accepts(p, version) for p in pythons):
+                return f"a cell ({arch}, CPython {_dotted(version)})"
+    return None
+
+
+def _accepts(promise: tuple[str, tuple[int, int], bool], version: tuple[int, int]) -> bool:
+    impl, floor, open_ended = promise
+    if impl == "PyPy":
+        return False
+    return (version >= floor and version[0] == floor[0]) if open_ended else version == floor
 
 
 def _graded(policy: ReleasePolicy, source: Source, code: str, file: str, message: str,
@@ -500,11 +540,13 @@ class Prepublish:
 
     def __init__(self, release: ReleaseSet, policy: ReleasePolicy,
                  bundled_libraries: tuple[str, ...] = (),
-                 matrix_cells: tuple[str, ...] = ()) -> None:
+                 matrix_cells: tuple[str, ...] = (),
+                 runnable: Mapping[str, frozenset[tuple[int, int]]] | None = None) -> None:
         self.release = release
         self.policy = policy
         self.bundled_libraries = bundled_libraries
         self.matrix_cells = matrix_cells
+        self.runnable = runnable
         pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="audit")
         self._audit = pool.submit(audit_release, release,
                                   AuditOptions.from_policy(policy, bundled_libraries))
@@ -518,7 +560,7 @@ class Prepublish:
         audit = self._audit.result()
         self.decision = decide(self.release, audit, report, self.policy,
                                bundled_libraries=self.bundled_libraries,
-                               matrix_cells=self.matrix_cells)
+                               matrix_cells=self.matrix_cells, runnable=self.runnable)
         report["audit"] = findings_json(audit)
         report["decision"] = decision_json(self.decision)
         return report

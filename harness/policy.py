@@ -59,7 +59,8 @@ DEFAULT_POLICY: Mapping[str, Level] = MappingProxyType({
     "needed-never-mapped": "blocker",
     "bundled-shadowed": "blocker",
     "bundled-never-mapped": "warning",
-    "wheel-untested": "warning",
+    "wheel-untested": "warning",  # no cell here could have run it (another system, musl)
+    "wheel-untested-runnable": "blocker",  # one could have (its arch, natively or emulated)
     "partial-matrix": "warning",  # --select ran only some of the matrix's cells
     "uncovered": "blocker",
     "outside-requires-python": "warning",  # the release does not claim that Python at all

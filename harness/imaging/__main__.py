@@ -8,6 +8,7 @@ import time
 
 import docker.errors
 
+from harness.errors import HarnessError
 from harness.imaging.build import ensure_images
 from harness.imaging.recipes import ImageBuildError, ImageError, load_recipes
 
@@ -20,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("names", nargs="*", metavar="NAME", help="default: all but the extras")
     parser.add_argument("--base", metavar="REF", help="build FROM this image (registry users)")
+    parser.add_argument("--arch", metavar="ARCH",
+                        help="build for this architecture (aarch64, ...: tag NAME:ARCH, made "
+                             "under emulation; default: the host's)")
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")
     args = parser.parse_args(argv)
     try:
@@ -29,12 +33,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{recipe.name:20} {recipe.base:28} {recipe.python}{extra}")
             return 0
         started = time.monotonic()
-        built = ensure_images(args.names or None, base_override=args.base)
+        built = ensure_images(args.names or None, base_override=args.base, arch=args.arch)
     except ImageBuildError as exc:
         print("\n".join(exc.log_tail), file=sys.stderr)
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
-    except (ImageError, docker.errors.DockerException) as exc:
+    except (ImageError, HarnessError, docker.errors.DockerException) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for image in built.values():

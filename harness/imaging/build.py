@@ -15,6 +15,7 @@ from pathlib import Path
 
 import docker
 
+from harness import arches
 from harness.imaging.hashing import (
     interpreter_files,
     recipe_files,
@@ -32,6 +33,8 @@ from harness.imaging.recipes import (
     ImageError,
     Log,
     Recipe,
+    for_arch,
+    foreign_capable,
     load_recipes,
 )
 from harness.imaging.rootfs import ensure_recipe_base
@@ -56,7 +59,7 @@ def _stage_context(recipe: Recipe, ctx: Path) -> None:
         (ctx / name).parent.mkdir(exist_ok=True)
         (ctx / name).parent.chmod(0o755)
         shutil.copy2(src, ctx / name)
-    shutil.copy2(uv_binary(), ctx / "uv")
+    shutil.copy2(uv_binary(recipe.arch), ctx / "uv")
     (ctx / "uv").chmod(0o755)
     rootfs = ctx / "rootfs"
     rootfs.mkdir()
@@ -133,14 +136,18 @@ def _build(
     return str(image_id)
 
 
-def _select(recipes: dict[str, Recipe], names: Iterable[str] | None) -> list[Recipe]:
+def _select(
+    recipes: dict[str, Recipe], names: Iterable[str] | None, arch: str | None
+) -> list[Recipe]:
     if names is None:
-        return [r for r in recipes.values() if not r.extra]
+        able = foreign_capable(recipes) if arches.is_foreign(arch) else list(recipes)
+        return [for_arch(recipes[n], arch or recipes[n].arch) for n in able
+                if not recipes[n].extra]
     names = list(names)
     unknown = [n for n in names if n not in recipes]
     if unknown:
         raise ImageError(f"unknown image {', '.join(unknown)} (known: {', '.join(recipes)})")
-    return [recipes[n] for n in dict.fromkeys(names)]
+    return [for_arch(recipes[n], arch or recipes[n].arch) for n in dict.fromkeys(names)]
 
 
 def ensure_images(
@@ -149,18 +156,21 @@ def ensure_images(
     client: docker.DockerClient | None = None,
     log: Log = print,
     base_override: str | None = None,
+    arch: str | None = None,
 ) -> dict[str, BuiltImage]:
     """Make the named clean images (default: all but the extras) current; build only those
-    missing or outdated. ``base_override`` builds them FROM that image reference instead.
+    missing or outdated. ``base_override`` builds them FROM that image reference instead;
+    ``arch`` builds them for that architecture (tag ``:ARCH``, run under emulation).
 
     Side by side: first each distinct base (an mmdebstrap downloads while another unpacks),
     then each image (the engine builds several at once; the check of a current one is
     mostly waiting on the engine and the file system)."""
-    recipes = _select(load_recipes(), names)
+    recipes = _select(load_recipes(), names, arch)
     if base_override is not None:
         recipes = [dataclasses.replace(r, base=base_override, suite=None) for r in recipes]
     engine = client or connect()
-    uv_binary()  # found once, before the threads: uv's lookup loads sysconfig (not thread-safe)
+    for recipe in recipes:  # found once, before the threads: uv's lookup loads sysconfig
+        uv_binary(recipe.arch)  # (not thread-safe); another arch's is downloaded once
     bases = list({r.base: r for r in recipes}.values())
     with ThreadPoolExecutor(max_workers=max(1, min(PARALLEL_BUILDS, len(recipes)))) as pool:
         list(pool.map(lambda r: ensure_recipe_base(engine, r, log), bases))

@@ -15,6 +15,8 @@ from typing import Any
 
 import docker
 
+from harness import arches
+from harness.imaging import foreign_uv
 from harness.imaging.recipes import HASH_FORMAT, IMAGES_DIR, ImageError, Recipe
 from harness.imaging.store import connect, get_image
 
@@ -81,19 +83,28 @@ def _interpreter_identity(prefix: Path) -> str:
     return sha256(rows)
 
 
-@functools.lru_cache(maxsize=1)
-def uv_binary() -> Path:
+@functools.lru_cache(maxsize=8)
+def uv_binary(arch: str | None = None) -> Path:
+    """The uv an image carries: the host's, or for a foreign ``arch`` the same version's
+    build for it (downloaded once; when that fails the host's, which the build then drops:
+    cells install with pip)."""
     try:
         import uv
 
-        return Path(uv.find_uv_bin())
+        host_uv = Path(uv.find_uv_bin())
     except (ImportError, FileNotFoundError) as exc:
         raise ImageError(f"no uv binary on the host ({exc}); pip install uv") from exc
+    if arch is None or not arches.is_foreign(arch):
+        return host_uv
+    version = str(_uv_identity(host_uv)[0]).split()[1]  # "uv 0.13.10 (...)"
+    return foreign_uv.binary(arch, version) or host_uv
 
 
 @functools.lru_cache(maxsize=4)
 def _uv_identity(uv_bin: Path) -> tuple[object, ...]:
     """uv's version and size (asked once per process, not once per recipe)."""
+    if foreign_uv.is_cached(uv_bin):  # another architecture's: not run on the host
+        return (f"uv {uv_bin.parent.name}", uv_bin.stat().st_size)
     out = subprocess.run([str(uv_bin), "--version"], capture_output=True, text=True, check=True)
     return (out.stdout.strip(), uv_bin.stat().st_size)
 
@@ -140,6 +151,7 @@ def recipe_hash(recipe: Recipe, *, client: docker.DockerClient | None = None) ->
             "python": recipe.python,
             "base": [recipe.base, _image_identity(base)],
             "interpreter": interpreter,
-            "uv": _uv_identity(uv_binary()),
+            "uv": _uv_identity(uv_binary(recipe.arch)),
+            **({"arch": recipe.arch} if recipe.foreign else {}),
         }
     )

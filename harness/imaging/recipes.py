@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
-from harness import interpreters, resources
+from harness import arches, interpreters, resources
 
 IMAGES_DIR = resources.images_dir()
 RECIPES_FILE = IMAGES_DIR / "recipes.yaml"
@@ -25,6 +26,12 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 HASH_FORMAT = 1  # bump to rebuild every image after a change in how images are built
 
 Log = Callable[[str], None]
+
+
+def cache_dir() -> Path:
+    """Where built bases and downloads are kept between runs."""
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / PROJECT
 
 
 class ImageError(RuntimeError):
@@ -50,11 +57,36 @@ class Recipe:
     interpreter: str | None = None  # host prefix copied into the image at the same path
     extra: bool = False  # built only when named
     description: str = ""
+    arch: str = dataclasses.field(default_factory=lambda: arches.host().name)
+
+    @property
+    def foreign(self) -> bool:
+        """Built for (and run under emulation of) another architecture than the host's."""
+        return arches.is_foreign(self.arch)
 
     @property
     def tag(self) -> str:
-        """The tag the harness runs."""
-        return f"{PROJECT}/{self.name}:latest"
+        """The tag the harness runs: ``:latest`` for the host's architecture, else ``:ARCH``."""
+        return f"{PROJECT}/{self.name}:{self.arch if self.foreign else 'latest'}"
+
+
+def for_arch(recipe: Recipe, arch: str) -> Recipe:
+    """``recipe`` built for ``arch``; only a Debian suite's own Python can be (ImageError)."""
+    if not arches.is_foreign(arch):
+        return recipe
+    target = arches.get(arch)
+    if recipe.suite is None or recipe.interpreter is not None:
+        what = "copies a host interpreter" if recipe.interpreter else f"starts FROM {recipe.base}"
+        able = ", ".join(foreign_capable(load_recipes()))
+        raise ImageError(f"image {recipe.name} {what}: it has no {arch} build (only recipes "
+                         f"with a Debian suite and its own Python do: {able})")
+    return dataclasses.replace(recipe, arch=arch,
+                               base=f"{BASE_REPO}:{recipe.suite}-{target.debian}")
+
+
+def foreign_capable(recipes: dict[str, Recipe]) -> list[str]:
+    """Names of the recipes that can be built for another architecture."""
+    return [r.name for r in recipes.values() if r.suite is not None and r.interpreter is None]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from harness import arches, binfmt
 from harness.imaging.hashing import sha256
 from harness.imaging.recipes import (
     BASE_REPO,
@@ -22,14 +23,10 @@ from harness.imaging.recipes import (
     Log,
     Recipe,
     RecipesConfig,
+    cache_dir,
     load_config,
 )
 from harness.imaging.store import connect, drop_if_dangling, get_image
-
-
-def _cache_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / PROJECT
 
 
 def _apt_mirror() -> str:
@@ -54,9 +51,13 @@ def _apt_mirror() -> str:
     return DEFAULT_MIRROR
 
 
-def _rootfs_tar(suite: str, config: RecipesConfig, spec_hash: str, log: Log) -> Path:
-    """The cached mmdebstrap tarball of ``suite``, made if missing (~20 s)."""
-    out = _cache_dir() / "rootfs" / f"{suite}-{spec_hash[:12]}.tar"
+def _rootfs_tar(
+    suite: str, config: RecipesConfig, spec_hash: str, log: Log, arch: arches.Arch | None
+) -> Path:
+    """The cached mmdebstrap tarball of ``suite`` (for a foreign ``arch``: ~2-4 min under
+    emulation), made if missing (~20 s)."""
+    name = suite if arch is None else f"{suite}-{arch.debian}"
+    out = cache_dir() / "rootfs" / f"{name}-{spec_hash[:12]}.tar"
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -67,12 +68,15 @@ def _rootfs_tar(suite: str, config: RecipesConfig, spec_hash: str, log: Log) -> 
         f"--variant={config.variant}",
         f"--include={','.join(config.include)}",
         *(f"--aptopt={opt}" for opt in config.aptopts.get(suite, ())),
+        *([f"--architectures={arch.debian}"] if arch is not None else []),
         "--format=tar",
         suite,
         str(partial),
         mirror,
     ]
-    log(f"mmdebstrap {suite} from {mirror} (~20 s)")
+    if arch is not None:  # its maintainer scripts run under qemu
+        binfmt.ensure(arch, log=log)
+    log(f"mmdebstrap {name} from {mirror} ({'~20 s' if arch is None else 'emulated, ~3 min'})")
     started = time.monotonic()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -87,27 +91,40 @@ def _rootfs_tar(suite: str, config: RecipesConfig, spec_hash: str, log: Log) -> 
     return out
 
 
-def ensure_base(suite: str, *, client: docker.DockerClient | None = None, log: Log = print) -> str:
-    """Tag of the raw base of ``suite``: imported from mmdebstrap, un-scrubbed (has GMP)."""
+def ensure_base(
+    suite: str,
+    *,
+    client: docker.DockerClient | None = None,
+    log: Log = print,
+    arch: str | None = None,
+) -> str:
+    """Tag of the raw base of ``suite``: imported from mmdebstrap, un-scrubbed (has GMP).
+
+    A foreign ``arch`` (``aarch64``) gets its own tag, ``base:SUITE-DEBIANARCH``.
+    """
     client = client or connect()
     config = load_config()
-    spec = {
+    target = arches.get(arch) if arch is not None and arches.is_foreign(arch) else None
+    spec: dict[str, object] = {
         "suite": suite,
         "variant": config.variant,
         "include": config.include,
         "aptopts": config.aptopts.get(suite, ()),
     }
+    if target is not None:  # the host's bases keep the hash they always had
+        spec["arch"] = target.debian
     spec_hash = sha256(spec)
-    tag = f"{BASE_REPO}:{suite}"
+    tag_name = suite if target is None else f"{suite}-{target.debian}"
+    tag = f"{BASE_REPO}:{tag_name}"
     old = get_image(client, tag)
     if old is not None and old.labels.get(LABEL_BASE_SPEC) == spec_hash:
         return tag
-    tar = _rootfs_tar(suite, config, spec_hash, log)
+    tar = _rootfs_tar(suite, config, spec_hash, log, target)
     log(f"importing {tar.name} as {tag}")
     client.api.import_image(
         src=str(tar),
         repository=BASE_REPO,
-        tag=suite,
+        tag=tag_name,
         changes=[
             f"LABEL {LABEL_BASE_SPEC}={spec_hash} {PROJECT}.suite={suite}",
             "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -122,7 +139,7 @@ def ensure_base(suite: str, *, client: docker.DockerClient | None = None, log: L
 def ensure_recipe_base(client: docker.DockerClient, recipe: Recipe, log: Log) -> None:
     """Make the base of ``recipe`` present: mmdebstrap for a suite, else a pull if missing."""
     if recipe.suite is not None:
-        ensure_base(recipe.suite, client=client, log=log)
+        ensure_base(recipe.suite, client=client, log=log, arch=recipe.arch)
         return
     if get_image(client, recipe.base) is not None:
         return

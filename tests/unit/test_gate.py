@@ -345,3 +345,26 @@ def test_a_partial_matrix_says_so_and_policy_can_make_it_block() -> None:
     strict = policy.ReleasePolicy(levels={"partial-matrix": "blocker"})
     d = decide(cells, pol=strict, matrix_cells=matrix)
     assert not d.go and codes(d.blockers) == {"partial-matrix"}
+
+
+def test_untested_wheel_blocks_when_a_cell_of_its_arch_could_have_run() -> None:
+    arm = "q_kangaroo-1.0.0-cp39-abi3-manylinux_2_17_aarch64.manylinux2014_aarch64.whl"
+    win = "q_kangaroo-1.0.0-cp39-abi3-win_amd64.whl"
+    rel = release_of(ABI3, arm, win)
+    audit = audit_of(facts(), facts(arm), facts(win))
+    cells = [cell("venv-py3.11")]
+    plain = gate.decide(rel, audit, {"cells": cells}, policy.ReleasePolicy())
+    assert plain.go and {"wheel-untested"} == codes(plain.warnings)  # nothing could run them
+    runnable = {"x86_64": frozenset({(3, 11)}), "aarch64": frozenset({(3, 9), (3, 13)})}
+    d = gate.decide(rel, audit, {"cells": cells}, policy.ReleasePolicy(), runnable=runnable)
+    blocker = next(b for b in d.blockers if b.code == "wheel-untested-runnable")
+    assert not d.go and blocker.file == arm
+    assert "a cell (aarch64, CPython 3.9) could have run it" in blocker.message
+    assert [w.file for w in d.warnings if w.code == "wheel-untested"] == [win]
+    # a Python no aarch64 image has: nothing could have run it
+    old = "q_kangaroo-1.0.0-cp38-cp38-manylinux_2_17_aarch64.manylinux2014_aarch64.whl"
+    d = gate.decide(release_of(ABI3, old), audit_of(facts(), facts(old)), {"cells": cells},
+                    policy.ReleasePolicy(), runnable=runnable)
+    assert d.go and "wheel-untested" in codes(d.warnings)
+    lenient = policy.from_matrix({"policy": {"wheel-untested-runnable": "warning"}})
+    assert gate.decide(rel, audit, {"cells": cells}, lenient, runnable=runnable).go

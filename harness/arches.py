@@ -1,0 +1,61 @@
+"""CPU architectures a Linux cell can have: one name each in wheel tags, Debian, qemu, the engine.
+
+The harness's name is the one wheel platform tags and ``uname -m`` use (``aarch64``). A cell of
+another architecture than the host's runs under emulation (qemu-user through binfmt_misc).
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+from dataclasses import dataclass
+
+from harness.errors import InputError
+
+
+@dataclass(frozen=True, kw_only=True)
+class Arch:
+    """One architecture under its four names."""
+
+    name: str  # wheel platform tags and uname -m: aarch64
+    debian: str  # dpkg / mmdebstrap --architectures: arm64
+    qemu: str  # qemu-user's: qemu-aarch64-static, binfmt_misc entry qemu-aarch64
+    platform: str  # the container engine's: linux/arm64
+
+
+ARCHES: dict[str, Arch] = {a.name: a for a in (
+    Arch(name="x86_64", debian="amd64", qemu="x86_64", platform="linux/amd64"),
+    Arch(name="aarch64", debian="arm64", qemu="aarch64", platform="linux/arm64"),
+    Arch(name="ppc64le", debian="ppc64el", qemu="ppc64le", platform="linux/ppc64le"),
+    Arch(name="s390x", debian="s390x", qemu="s390x", platform="linux/s390x"),
+    Arch(name="armv7l", debian="armhf", qemu="arm", platform="linux/arm/v7"),
+)}
+
+# The machine part of a Linux platform tag: manylinux_2_17_aarch64, manylinux2014_aarch64,
+# musllinux_1_1_armv7l, linux_ppc64le.
+_LINUX_TAG = re.compile(r"^(?:(?:many|musl)linux_\d+_\d+|manylinux(?:1|2010|2014)|linux)_(.+)$")
+
+
+def host() -> Arch:
+    """This machine's architecture (x86_64 when it is none the harness knows)."""
+    return ARCHES.get(platform.machine(), ARCHES["x86_64"])
+
+
+def get(name: str, *, where: str = "arch") -> Arch:
+    """The architecture called ``name``; InputError naming the known ones otherwise."""
+    try:
+        return ARCHES[name]
+    except KeyError:
+        raise InputError(f"{where}: unknown architecture {name!r}; use one of "
+                         f"{', '.join(ARCHES)}") from None
+
+
+def of_platform_tag(platform_tag: str) -> str | None:
+    """The machine a Linux platform tag is for (``manylinux2014_aarch64`` -> ``aarch64``)."""
+    m = _LINUX_TAG.match(platform_tag)
+    return m.group(1) if m else None
+
+
+def is_foreign(name: str | None) -> bool:
+    """Whether a cell of this architecture runs under emulation here."""
+    return name is not None and name != host().name

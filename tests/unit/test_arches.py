@@ -1,0 +1,123 @@
+"""Architectures and binfmt_misc registration (a fake /proc/sys/fs/binfmt_misc)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import arches, binfmt
+from harness.errors import InputError
+
+AARCH64 = arches.ARCHES["aarch64"]
+RULE = (":qemu-aarch64:M::\\x7fELF\\x02:\\xff\\xff\\xff\\xff\\xff:"
+        "/usr/libexec/qemu-binfmt/aarch64-binfmt-P:OPF")
+
+
+@pytest.mark.parametrize(("tag", "machine"), [
+    ("manylinux_2_17_aarch64", "aarch64"), ("manylinux2014_aarch64", "aarch64"),
+    ("musllinux_1_1_armv7l", "armv7l"), ("linux_ppc64le", "ppc64le"),
+    ("manylinux1_x86_64", "x86_64"), ("win_amd64", None), ("macosx_11_0_arm64", None),
+    ("any", None)])
+def test_machine_of_platform_tag(tag: str, machine: str | None) -> None:
+    assert arches.of_platform_tag(tag) == machine
+
+
+def test_unknown_arch_is_one_line_naming_the_known_ones() -> None:
+    with pytest.raises(InputError) as err:
+        arches.get("arm64", where="matrix.yaml: environments.container[0].arch")
+    message = str(err.value)
+    assert "\n" not in message
+    assert "unknown architecture 'arm64'" in message and "aarch64" in message
+
+
+def test_host_is_not_foreign() -> None:
+    assert not arches.is_foreign(arches.host().name)
+    assert not arches.is_foreign(None)
+    assert arches.is_foreign("s390x" if arches.host().name != "s390x" else "aarch64")
+
+
+class FakeKernel:
+    """A binfmt_misc directory: ``register`` appends an entry as the kernel would."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.registered: list[str] = []
+
+    def mount(self) -> None:
+        (self.root / "register").write_text("")
+        (self.root / "status").write_text("enabled\n")
+
+    def entry(self, *, enabled: bool = True, flags: str = "OPF") -> None:
+        (self.root / "qemu-aarch64").write_text(
+            f"{'enabled' if enabled else 'disabled'}\ninterpreter /usr/libexec/qemu-binfmt/"
+            f"aarch64-binfmt-P\nflags: {flags}\noffset 0\n")
+
+
+@pytest.fixture
+def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeKernel:
+    root = tmp_path / "binfmt_misc"
+    root.mkdir()
+    rules = tmp_path / "binfmt.d"
+    rules.mkdir()
+    (rules / "qemu-aarch64.conf").write_text(RULE + "\n")
+    monkeypatch.setattr(binfmt, "BINFMT_DIR", root)
+    monkeypatch.setattr(binfmt, "RULES_DIR", rules)
+    return FakeKernel(root)
+
+
+def test_status_says_why_programs_cannot_run(kernel: FakeKernel) -> None:
+    assert "not mounted" in (binfmt.status(AARCH64) or "")
+    kernel.mount()
+    assert "no binfmt_misc handler qemu-aarch64" in (binfmt.status(AARCH64) or "")
+    kernel.entry(enabled=False)
+    assert "disabled" in (binfmt.status(AARCH64) or "")
+    kernel.entry(flags="OP")
+    assert "lacks the F flag" in (binfmt.status(AARCH64) or "")
+    kernel.entry()
+    assert binfmt.status(AARCH64) is None
+
+
+def test_not_root_gets_one_line_saying_how_to_register(
+        kernel: FakeKernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    kernel.mount()
+    monkeypatch.setattr(binfmt, "_is_root", lambda: False)
+    with pytest.raises(binfmt.BinfmtError) as err:
+        binfmt.ensure(AARCH64)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "update-binfmts --enable qemu-aarch64" in message
+    assert err.value.exit_code == 2
+
+
+def test_root_registers_the_rule_qemu_user_static_ships(
+        kernel: FakeKernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    kernel.mount()
+    monkeypatch.setattr(binfmt, "_is_root", lambda: True)
+    written: list[str] = []
+    original = Path.write_text
+
+    def register(self: Path, text: str) -> int:
+        original(self, text)
+        if self.name == "register":
+            written.append(text)
+            kernel.entry()
+        return len(text)
+
+    monkeypatch.setattr(Path, "write_text", register)
+    logged: list[str] = []
+    binfmt.ensure(AARCH64, log=logged.append)
+    assert written == [RULE]
+    assert logged == ["registered the binfmt_misc handler qemu-aarch64 (qemu-user-static)"]
+
+
+def test_root_without_qemu_and_no_way_to_install_it(
+        kernel: FakeKernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    kernel.mount()
+    (binfmt.RULES_DIR / "qemu-aarch64.conf").unlink()
+    monkeypatch.setattr(binfmt, "_is_root", lambda: True)
+    monkeypatch.setattr(binfmt.shutil, "which", lambda name: None)
+    with pytest.raises(binfmt.BinfmtError) as err:
+        binfmt.ensure(AARCH64)
+    assert "qemu-user-static is missing" in str(err.value)
+    assert "\n" not in str(err.value)
