@@ -23,6 +23,11 @@ class Arch:
     platform: str  # the container engine's: linux/arm64
 
 
+#: A whole foreign cell (its Python, venv, installer, import and checks) runs this many times
+#: slower under qemu-user than natively (measured: bench/bench.py, README); its cell timeout
+#: and step budgets are multiplied by it.
+BUDGET_FACTOR = 20.0
+
 ARCHES: dict[str, Arch] = {a.name: a for a in (
     Arch(name="x86_64", debian="amd64", qemu="x86_64", platform="linux/amd64"),
     Arch(name="aarch64", debian="arm64", qemu="aarch64", platform="linux/arm64"),
@@ -59,3 +64,8 @@ def of_platform_tag(platform_tag: str) -> str | None:
 def is_foreign(name: str | None) -> bool:
     """Whether a cell of this architecture runs under emulation here."""
     return name is not None and name != host().name
+
+
+def budget_factor(name: str) -> float:
+    """How much longer a cell of architecture ``name`` may take here."""
+    return BUDGET_FACTOR if is_foreign(name) else 1.0

@@ -27,6 +27,7 @@ from harness import (
     arguments,
     config,
     console,
+    follow,
     kinds,
     matrix,
     outcome,
@@ -194,11 +195,19 @@ def run(opts: Options, out: Console, stop: StopSignals) -> int:
     timing.mark("matrix and cells")
     if opts.list_only:
         return list_cells(cells, opts.list_format)
-    found, checked = read_release(opts, m, cells)
+    found, checked = read_release(opts, m)
+    followed = follow.follow(m, cells_mod.expand(m),
+                             [t.platform for w in checked.wheels for t in w.tags])
+    selected = [*selected, *follow_selected(opts, m, followed)]
+    cells = shard.select(selected, opts.shard)
+    if len(checked.wheels) == 1:
+        check_wheel_fits(checked.wheels[0], cells)
     writable_report_dir(opts.report_dir)
-    gate_run = start_gate(opts, m, found) if opts.prepublish else None  # audit beside cells
+    gate_run = (start_gate(opts, m, found, followed.added) if opts.prepublish
+                else None)  # audit beside cells
     plan = Plan(opts=opts, matrix=m, selected=tuple(selected), cells=tuple(cells),
-                jobs=opts.jobs or m.jobs or os.cpu_count() or 2, started=time.time())
+                jobs=opts.jobs or m.jobs or os.cpu_count() or 2, started=time.time(),
+                notes=follow_notes(opts, followed))
     with run_directory([w.path for w in checked.wheels],
                        m.package.dependencies_from) as staged:
         timing.mark("staging")
@@ -224,12 +233,12 @@ class Plan:
     cells: tuple[cells_mod.Cell, ...]  # what this run runs
     jobs: int
     started: float
+    notes: tuple[str, ...] = ()  # what following the release added, or why not
 
 
-def read_release(opts: Options, m: matrix.Matrix, cells: Sequence[cells_mod.Cell]
-                 ) -> tuple[release.ReleaseSet, wheel.Release]:
+def read_release(opts: Options, m: matrix.Matrix) -> tuple[release.ReleaseSet, wheel.Release]:
     """The release set the user gave, its wheels read (bad wheels refused now, named as the
-    user gave them); a single wheel no selected cell can install is refused."""
+    user gave them)."""
     if not opts.dist:
         raise InputError("no wheel given; pass a .whl, a dist/ directory or wheel and sdist "
                          f"files ({arguments.program_name()} --help)")
@@ -238,15 +247,38 @@ def read_release(opts: Options, m: matrix.Matrix, cells: Sequence[cells_mod.Cell
     timing.mark("release: find files")
     checked = wheel.read_release(found)
     timing.mark("release: read and hash")
-    if len(checked.wheels) == 1:
-        check_wheel_fits(checked.wheels[0], cells)
     return found, checked
+
+
+def follow_selected(opts: Options, m: matrix.Matrix,
+                    followed: follow.Followed) -> list[cells_mod.Cell]:
+    """The cells following the release added that ``--select`` picks (all without it); none
+    in a ``--shard`` run, whose slices are those of the matrix's cells (``--list``)."""
+    if opts.shard != shard.WHOLE:
+        return []
+    patterns = [p for raw in opts.select for p in raw.split(",") if p]
+    added = [c for c in followed.added if not patterns or any(c.matches(p) for p in patterns)]
+    cells_mod.check(added, str(m.path))
+    if opts.timeout is not None:
+        added = [replace(c, timeout=opts.timeout) for c in added]
+    return added
+
+
+def follow_notes(opts: Options, followed: follow.Followed) -> tuple[str, ...]:
+    """What following the release did, for the console."""
+    if opts.shard == shard.WHOLE or not followed.added:
+        return followed.notes
+    return ("the release's other architectures get no emulated cells in a --shard run "
+            "(slices of the matrix's own cells): give them cells in the matrix "
+            "(environments.container with arch:)",)
 
 
 def announce(out: Console, plan: Plan, checked: wheel.Release, staged: wheel.Release) -> None:
     """The release's files, then one line: what is tested, in how many cells, how many at
     once."""
     announce_release(out, checked)
+    for note in plan.notes:
+        out.print(escape(note), highlight=False)
     opts, cells = plan.opts, plan.cells
     part = f" (shard {opts.shard} of {len(plan.selected)})" if opts.shard != shard.WHOLE else ""
     single = staged.wheels[0] if len(staged.files.files) == 1 else None
@@ -317,16 +349,20 @@ def finish(out: Console, opts: Options, results: Sequence[CellResult], written: 
     return code
 
 
-def start_gate(opts: Options, m: matrix.Matrix,
-               found: release.ReleaseSet) -> gate.Prepublish:
-    """The pre-publish gate over the release set the cells test; its audit starts now."""
+def start_gate(opts: Options, m: matrix.Matrix, found: release.ReleaseSet,
+               added: Sequence[cells_mod.Cell] = ()) -> gate.Prepublish:
+    """The pre-publish gate over the release set the cells test (the matrix's cells and
+    those following the release ``added``); its audit starts now."""
     from harness import gate
 
     if opts.shard != shard.WHOLE:
         raise InputError("--prepublish with --shard: the gate needs every cell; run it "
                          "unsharded (or merge the shards and audit separately)")
+    whole = [*cells_mod.expand(m), *added]
+    release_arches = follow.release_arches(t.platform for w in found.wheels for t in w.tags)
     return gate.Prepublish(found, m.release, m.package.bundled_libraries,
-                           matrix_cells=tuple(c.id for c in cells_mod.expand(m)))
+                           matrix_cells=tuple(c.id for c in whole),
+                           runnable=follow.runnable(whole, release_arches))
 
 
 def run_gate(gate_run: gate.Prepublish, out: Console, code: int, *, interrupted: bool) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +77,13 @@ class Package:
     skip_extensions: tuple[str, ...] = ()     # fnmatch patterns: never imported
     require_extensions: tuple[str, ...] = ()  # fnmatch patterns: must load, never optional
 
+    def scaled(self, factor: float) -> Package:
+        """The same package with every step budget ``factor`` times longer (emulated cells)."""
+        return replace(self, import_budget=self.import_budget * factor,
+                       check_budget=self.check_budget * factor,
+                       checks=tuple(replace(c, timeout=c.timeout * factor) if c.timeout
+                                    else c for c in self.checks))
+
     def step_budgets(self) -> dict[str, float]:
         """Seconds each timed step of the checks process may take before the probe stops it."""
         return {"import": self.import_budget, **{
@@ -92,6 +99,7 @@ class Matrix:
     environments: Mapping[str, tuple[Entry, ...]] = field(default_factory=dict)  # by kind
     timeout: float = DEFAULT_TIMEOUT
     jobs: int | None = None
+    follow_release: bool = True  # emulated cells for the release's other architectures
     release: policy.ReleasePolicy = field(default_factory=policy.ReleasePolicy)  # prepublish
 
     def entries(self, kind: str) -> tuple[Entry, ...]:
@@ -189,6 +197,7 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
                       for k in kinds.all_kinds()},
         timeout=float(defaults.get("timeout", DEFAULT_TIMEOUT)),
         jobs=defaults.get("jobs"),
+        follow_release=bool(defaults.get("follow_release", True)),
         release=policy.from_matrix(data.get("release")),
     )
 

@@ -182,6 +182,8 @@ def run_cell(cell: Cell, ctx: RunContext, factory: EnvironmentFactory) -> CellRe
                    package=ctx.package)
     if env.note and result.verdict is Verdict.INVALID:
         result = replace(result, reason=f"{result.reason} ({env.note})")
+    if env.emulation and result.verdict is Verdict.TIMEOUT:
+        result = replace(result, reason=f"{result.reason} (under emulation: {env.emulation})")
     if env.kept:
         result = replace(result, reason=f"{result.reason} [kept for an hour: docker exec -it "
                          f"{env.kept} sh (the venv is /tmp/cell/venv); then docker rm -fv "

@@ -124,7 +124,12 @@ def matrix_schema() -> dict[str, Any]:
                 "type": "object",
                 "additionalProperties": False,
                 "properties": {"timeout": _TIMEOUT, "jobs": {"type": "integer", "minimum": 1},
-                               "budgets": BUDGETS},
+                               "budgets": BUDGETS,
+                               "follow_release": {
+                                   "type": "boolean",
+                                   "description": "Add emulated container cells for the "
+                                   "release's wheels of architectures the matrix has no cell "
+                                   "of (the matrix's Pythons; default true)."}},
             },
             "environments": environments(),
             "release": RELEASE,

@@ -142,11 +142,12 @@ class CellEnvironment(ABC):
     """A fresh place to run one cell.  Use as a context manager; ``abort`` is thread-safe.
 
     ``note`` qualifies an INVALID verdict (e.g. why nothing could be hidden); ``kept`` names
-    what was left up for debugging.
+    what was left up for debugging; ``emulation`` qualifies a TIMEOUT.
     """
 
     note: str | None = None
     kept: str | None = None
+    emulation: str | None = None  # what emulates the cell (said when it times out)
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -9,7 +9,7 @@ import tarfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import requests.exceptions
 from docker.models.containers import Container
 from docker.types import Mount
 
-from harness import engine, imaging, probe, timing
+from harness import arches, binfmt, engine, imaging, probe, timing
 from harness.cells import Cell
 from harness.environments.base import (
     CellEnvironment,
@@ -30,9 +30,9 @@ from harness.environments.base import (
     cell_variables,
     parse_events,
 )
-from harness.errors import InfrastructureError
+from harness.errors import HarnessError, InfrastructureError
 from harness.kinds.base import entry_of
-from harness.kinds.container import ContainerEntry
+from harness.kinds.container import ContainerEntry, cell_arch
 from harness.liveness import pid_alive
 from harness.verdict import ProbeRun, Verdict, judge
 
@@ -169,7 +169,8 @@ class ContainerEnvironment(CellEnvironment):
     """One cell in a new container of a clean image."""
 
     def __init__(self, *, client: docker.DockerClient, image: str, python: str,
-                 labels: dict[str, str], keep_failed: bool = False) -> None:
+                 labels: dict[str, str], keep_failed: bool = False,
+                 emulated: str | None = None) -> None:
         super().__init__()
         self.client = client
         self.image = image
@@ -177,9 +178,18 @@ class ContainerEnvironment(CellEnvironment):
         self.labels = labels
         self.keep_failed = keep_failed
         self._container: Container | None = None
+        if emulated is not None:
+            factor = arches.budget_factor(emulated)
+            self.emulation = (f"{emulated} emulated by qemu-user through binfmt_misc; the "
+                              f"cell's time and step budgets x{factor:g}")
+        self.factor = arches.budget_factor(emulated) if emulated else 1.0
 
     def run(self, spec: ProbeSpec, timeout: float) -> ProbeRun:
-        """Create, start, wait (bounded), collect output; the container is always removed."""
+        """Create, start, wait (bounded), collect output; the container is always removed.
+        Under emulation the cell's time and the step budgets are scaled."""
+        if self.factor != 1.0:
+            spec = replace(spec, package=spec.package.scaled(self.factor))
+            timeout *= self.factor
         argv = spec.argv(self.python, wheel_dir=f"{WHEEL_MOUNT}/{SET_DIR}", uv=IMAGE_UV,
                          workdir="/tmp/cell", linger=KEEP_SECONDS if self.keep_failed else 0,
                          dependencies=f"{WHEEL_MOUNT}/{DEPS_DIR}" if spec.dependencies else "")
@@ -270,22 +280,40 @@ class ContainerResources(Resources):
     error: str | None = None  # why no container cell can run (engine, image build)
     recipes: Mapping[str, imaging.Recipe]  # recipe name -> its image tag and Python
     keep_failed: bool = False
+    arch_errors: Mapping[str, str] = field(default_factory=dict)  # why no cell of that arch
 
     def environment(self, cell: Cell) -> ContainerEnvironment:
         """A fresh container cell of the recipe's image, or of any image reference."""
         if self.client is None or self.error is not None:
             raise InfrastructureError(self.error or "no Docker engine")
         entry = entry_of(cell, ContainerEntry)
+        arch = cell_arch(cell)
+        if arch in self.arch_errors:
+            raise InfrastructureError(self.arch_errors[arch])
         recipe = self.recipes.get(entry.image)
+        if recipe is not None:
+            recipe = imaging.for_arch(recipe, arch)
         image, python = (recipe.tag, recipe.python) if recipe else (entry.image, None)
         return ContainerEnvironment(client=self.client, image=image,
                                     python=entry.python or python or "python3",
                                     labels=run_labels(self.run_id, cell.id),
-                                    keep_failed=self.keep_failed)
+                                    keep_failed=self.keep_failed,
+                                    emulated=arch if arches.is_foreign(arch) else None)
+
+
+def _foreign_ready(arch: str, setup: Setup) -> str | None:
+    """None when ``arch``'s programs run here (binfmt_misc registered if root), else why not."""
+    try:
+        binfmt.ensure(arches.get(arch), log=setup.log)
+    except HarnessError as exc:
+        setup.log(f"error: {exc}")
+        return str(exc)
+    return None
 
 
 def prepare(setup: Setup, cells: Sequence[Cell]) -> ContainerResources:
-    """Connect to the engine, reap leftovers, build missing or outdated recipe images."""
+    """Connect to the engine, reap leftovers, make foreign architectures runnable (binfmt),
+    build missing or outdated recipe images (per architecture)."""
     try:
         client = engine.connect()
     except InfrastructureError as exc:
@@ -296,18 +324,32 @@ def prepare(setup: Setup, cells: Sequence[Cell]) -> ContainerResources:
         setup.log(f"removed leftover container {name}")
     timing.mark("container: reap leftovers")
     recipes = imaging.load_recipes()
-    wanted = sorted({image for c in cells
-                     if (image := entry_of(c, ContainerEntry).image) in recipes})
+    by_arch: dict[str, set[str]] = {}
+    for c in cells:
+        by_arch.setdefault(cell_arch(c), set())
+        if (image := entry_of(c, ContainerEntry).image) in recipes:
+            by_arch[cell_arch(c)].add(image)
     error = None
-    if wanted and setup.build_images:
+    arch_errors: dict[str, str] = {}
+    for arch, wanted in sorted(by_arch.items(), key=lambda kv: arches.is_foreign(kv[0])):
+        foreign = arches.is_foreign(arch)
+        if foreign and (why := _foreign_ready(arch, setup)) is not None:
+            arch_errors[arch] = why
+            continue
+        if not wanted or not setup.build_images:
+            continue
         try:
-            imaging.ensure_images(wanted, client=client, log=setup.log)
+            imaging.ensure_images(sorted(wanted), client=client, log=setup.log, arch=arch)
         except Exception as exc:  # any build failure is an infrastructure fault
-            error = f"building images failed: {exc}"
-            setup.log(f"error: {error}")
+            why = f"building {arch + ' ' if foreign else ''}images failed: {exc}"
+            setup.log(f"error: {why}")
+            if foreign:
+                arch_errors[arch] = why
+            else:
+                error = why
     timing.mark("container: images current")
     return ContainerResources(run_id=setup.run_id, client=client, error=error, recipes=recipes,
-                              keep_failed=setup.keep_failed)
+                              keep_failed=setup.keep_failed, arch_errors=arch_errors)
 
 
 def _passed(run: ProbeRun, spec: ProbeSpec) -> bool:

@@ -14,7 +14,14 @@ offline bases, ``build`` builds, ``store`` talks to the engine's image store; th
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from harness.imaging.recipes import ImageBuildError, ImageError, Recipe, load_recipes
+from harness.imaging.recipes import (
+    ImageBuildError,
+    ImageError,
+    Recipe,
+    for_arch,
+    foreign_capable,
+    load_recipes,
+)
 
 if TYPE_CHECKING:
     from harness.imaging.build import BuiltImage, ensure_images
@@ -32,4 +39,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["BuiltImage", "ImageBuildError", "ImageError", "Recipe", "ensure_base",
-           "ensure_images", "load_recipes", "recipe_hash"]
+           "ensure_images", "for_arch", "foreign_capable", "load_recipes", "recipe_hash"]

@@ -8,8 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from harness import arches
 from harness.errors import InputError
-from harness.kinds.base import STR, Cell, Entry, Kind, entry_of, entry_schema, slug
+from harness.kinds.base import STR, Cell, Entry, Kind, Platform, entry_of, entry_schema, slug
 
 if TYPE_CHECKING:
     from harness.environments.base import Resources, Setup
@@ -23,6 +24,14 @@ class ContainerEntry(Entry):
 
     image: str
     python: str | None = None
+    arch: str | None = None  # another architecture than the host's: run under emulation
+
+
+def cell_arch(cell: Cell) -> str:
+    """The architecture a cell's Python runs on (a container cell's ``arch``, else the
+    host's)."""
+    arch = getattr(cell.entry, "arch", None)
+    return str(arch) if arch else arches.host().name
 
 
 class ContainerKind(Kind):
@@ -33,31 +42,49 @@ class ContainerKind(Kind):
     schema = entry_schema(["image"], {
         "image": {**STR, "description": "A recipe name under images/ or any image ref."},
         "python": {**STR, "description": "Interpreter inside the image (default: the "
-                   "recipe's, else python3)."}})
+                   "recipe's, else python3)."},
+        "arch": {"enum": list(arches.ARCHES), "description": "Architecture of the image "
+                 "(default: the host's); another one runs under qemu-user through "
+                 "binfmt_misc, a recipe's image is built for it (only recipes of a Debian "
+                 "suite's own Python)."}})
 
     def cells(self, entry: ContainerEntry, timeout: float) -> list[Cell]:
-        """One cell per entry, named after its image."""
+        """One cell per entry, named after its image (and its architecture if foreign)."""
         m = _RECIPE.match(entry.image)
-        aliases = (f"py{m['py']}-{m['os']}",) if m else ()  # e.g. py3.9-debian11
-        return [Cell(id=entry.id or f"docker-{slug(entry.image)}", kind=self.name,
-                     entry=entry, timeout=timeout, aliases=aliases)]
+        aliases: tuple[str, ...] = (f"py{m['py']}-{m['os']}",) if m else ()  # py3.9-debian11
+        cid = f"docker-{slug(entry.image)}"
+        if arches.is_foreign(entry.arch):  # docker-debian11-py3.9-aarch64
+            cid, aliases = f"{cid}-{entry.arch}", tuple(f"{a}-{entry.arch}" for a in aliases)
+        return [Cell(id=entry.id or cid, kind=self.name, entry=entry, timeout=timeout,
+                     aliases=aliases)]
 
     def fields(self, cell: Cell) -> Mapping[str, str | None]:
-        """The image, and the interpreter in it when the matrix names one."""
+        """The image, the interpreter in it when the matrix names one, its architecture."""
         entry = entry_of(cell, ContainerEntry)
-        return {"image": entry.image, "python": entry.python}
+        return {"image": entry.image, "python": entry.python, "arch": cell_arch(cell)}
+
+    def platform(self, cell: Cell) -> Platform:
+        """Linux of the cell's architecture."""
+        return Platform(system="linux", machine=cell_arch(cell))
 
     def check(self, cells: Sequence[Cell], source: str) -> None:
-        """A bare name must be a recipe; anything else must look like an image reference."""
-        from harness.imaging import load_recipes
+        """A bare name must be a recipe (one that builds for the cell's architecture);
+        anything else must look like an image reference."""
+        from harness.imaging import ImageError, for_arch, load_recipes
 
         recipes = load_recipes()
         for cell in cells:
-            ref = entry_of(cell, ContainerEntry).image
+            entry = entry_of(cell, ContainerEntry)
+            ref = entry.image
             if ref not in recipes and not any(ch in ref for ch in ":/@"):
                 raise InputError(f"{source}: environments.container: image {ref!r} is not a "
                                  f"recipe under images/ ({', '.join(sorted(recipes))}); for an "
                                  f"image reference give its tag, e.g. {ref}:latest")
+            if ref in recipes and entry.arch:
+                try:
+                    for_arch(recipes[ref], entry.arch)
+                except ImageError as exc:
+                    raise InputError(f"{source}: environments.container: {exc}") from None
 
     def prepare(self, setup: Setup, cells: Sequence[Cell]) -> Resources:
         """Connect to the engine, reap leftovers, build missing recipe images."""
