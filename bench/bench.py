@@ -8,7 +8,8 @@
     preinstalled in a throwaway layer);
 (c) ``--help``, one venv cell as a whole command;
 (d) scaling 10 -> 20 -> 40 cells (the default matrix repeated): marginal wall time per cell;
-(e) what ``--prepublish`` and two ``--shard`` processes add.
+(e) what ``--prepublish`` and two ``--shard`` processes add;
+(f) an emulated aarch64 cell against its native twin (bench/foreign_arch.py).
 
 ``--profile`` instead breaks one full run down by phase (host and inside the cells; see
 harness/timing.py). A command whose numbers are quoted, never a timed test.
@@ -36,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from uv import find_uv_bin  # noqa: E402
 
+from bench import foreign_arch  # noqa: E402
 from harness import cells as cells_mod  # noqa: E402
 from harness import engine, imaging, interpreters, matrix, timing  # noqa: E402
 from harness.kinds.base import entry_of  # noqa: E402
@@ -318,6 +320,9 @@ def main() -> int:
         print(f"    two --shard processes one after the other: {t_shards:6.2f} s = "
               f"{t_shards / t_harness:4.2f}x ({t_shards - t_harness:+5.2f} s: a shard's "
               "fixed cost)")
+    if not args.quick:
+        for line in foreign_arch.report(args.repeat):
+            print(line)
     print("    measured elsewhere: " + "; ".join(GOALS_ELSEWHERE))
     return 0
 

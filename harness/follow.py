@@ -3,7 +3,8 @@
 When the release carries Linux (glibc) wheels for an architecture the matrix has no cell of,
 the run gains container cells of that architecture: one per Python of the matrix that a
 clean image can be built for there (a Debian suite's own Python: 3.9, 3.11, 3.13), run under
-qemu-user through binfmt_misc. ``defaults.follow_release: false`` in the matrix turns it off.
+qemu-user through binfmt_misc. ``defaults.follow_release: false`` in the matrix turns it off;
+``--shard`` runs (slices of the matrix's own cells, as ``--list`` gives them) do not add them.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,15 @@ def _cache_root() -> Path:
     return Path(root) / "q-kangaroo-smoke" / "index-wheels"
 
 
+def _pip() -> list[str]:
+    """pip as a command: this interpreter's, else the system's (a uv-made venv has none)."""
+    for python in (sys.executable, shutil.which("python3")):
+        if python and subprocess.run([python, "-m", "pip", "--version"],
+                                     capture_output=True, check=False).returncode == 0:
+            return [python, "-m", "pip"]
+    raise RuntimeError("no pip to download gmpy2's wheels with (install python3-pip)")
+
+
 def gmpy2_release(cache_dir: Path | None = None) -> Path:
     """A directory holding gmpy2's manylinux2014 wheels for PYTHONS x ARCHES (nothing else)."""
     out = (cache_dir or _cache_root()) / f"gmpy2-{GMPY2}"
@@ -37,7 +47,7 @@ def gmpy2_release(cache_dir: Path | None = None) -> Path:
         for python in PYTHONS:
             for arch in ARCHES:
                 subprocess.run(
-                    [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                    [*_pip(), "download", "--quiet", "--no-deps",
                      "--only-binary=:all:", "--python-version", python,
                      "--platform", f"manylinux2014_{arch}", f"gmpy2=={GMPY2}", "-d", str(out)],
                     check=True)
