@@ -127,10 +127,12 @@ def report_of(cells: list[CellResult], release: Release | None = None,
 def decide(cells: list[CellResult], *, release: ReleaseSet | None = None,
            audit: AuditReport | None = None, pol: policy.ReleasePolicy | None = None,
            judged: Release | None = None, interrupted: bool = False,
-           matrix_cells: tuple[str, ...] = ()) -> gate.Decision:
+           matrix_cells: tuple[str, ...] = (),
+           runnable: dict[str, frozenset[tuple[int, int]]] | None = None) -> gate.Decision:
     return gate.decide(release or release_of(ABI3), audit or audit_of(facts()),
                        report_of(cells, judged, interrupted), pol or policy.ReleasePolicy(),
-                       bundled_libraries=("gmp",), matrix_cells=matrix_cells)
+                       bundled_libraries=("gmp",), matrix_cells=matrix_cells,
+                       runnable=runnable)
 
 
 def codes(issues: tuple[gate.Issue, ...]) -> set[str]:
@@ -351,20 +353,23 @@ def test_untested_wheel_blocks_when_a_cell_of_its_arch_could_have_run() -> None:
     arm = "q_kangaroo-1.0.0-cp39-abi3-manylinux_2_17_aarch64.manylinux2014_aarch64.whl"
     win = "q_kangaroo-1.0.0-cp39-abi3-win_amd64.whl"
     rel = release_of(ABI3, arm, win)
+    judged = judged_release(ABI3, arm, win)
     audit = audit_of(facts(), facts(arm), facts(win))
-    cells = [cell("venv-py3.11")]
-    plain = gate.decide(rel, audit, {"cells": cells}, policy.ReleasePolicy())
+    cells = [cell("venv-py3.11", release=judged)]
+    plain = decide(cells, release=rel, audit=audit, judged=judged)
     assert plain.go and {"wheel-untested"} == codes(plain.warnings)  # nothing could run them
     runnable = {"x86_64": frozenset({(3, 11)}), "aarch64": frozenset({(3, 9), (3, 13)})}
-    d = gate.decide(rel, audit, {"cells": cells}, policy.ReleasePolicy(), runnable=runnable)
+    d = decide(cells, release=rel, audit=audit, judged=judged, runnable=runnable)
     blocker = next(b for b in d.blockers if b.code == "wheel-untested-runnable")
     assert not d.go and blocker.file == arm
     assert "a cell (aarch64, CPython 3.9) could have run it" in blocker.message
     assert [w.file for w in d.warnings if w.code == "wheel-untested"] == [win]
     # a Python no aarch64 image has: nothing could have run it
     old = "q_kangaroo-1.0.0-cp38-cp38-manylinux_2_17_aarch64.manylinux2014_aarch64.whl"
-    d = gate.decide(release_of(ABI3, old), audit_of(facts(), facts(old)), {"cells": cells},
-                    policy.ReleasePolicy(), runnable=runnable)
+    judged_old = judged_release(ABI3, old)
+    d = decide([cell("venv-py3.11", release=judged_old)], release=release_of(ABI3, old),
+               audit=audit_of(facts(), facts(old)), judged=judged_old, runnable=runnable)
     assert d.go and "wheel-untested" in codes(d.warnings)
     lenient = policy.from_matrix({"policy": {"wheel-untested-runnable": "warning"}})
-    assert gate.decide(rel, audit, {"cells": cells}, lenient, runnable=runnable).go
+    assert decide(cells, release=rel, audit=audit, judged=judged, runnable=runnable,
+                  pol=lenient).go
