@@ -1,5 +1,7 @@
 # /// script
-# dependencies = ["nox>=2025.5.1", "pyyaml>=6", "jsonschema>=4", "tomli>=2; python_version < '3.11'"]
+# dependencies = [
+#   "nox>=2025.5.1", "pyyaml>=6", "jsonschema>=4", "tomli>=2; python_version < '3.11'",
+# ]
 # ///
 """Sessions: smoke (whole matrix), prepublish (the go / no-go gate), cell(<id>) (one cell),
 images, tests, lint, bench.

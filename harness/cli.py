@@ -67,6 +67,7 @@ class Options:
     dist: tuple[Path, ...]  # a wheel, a dist/ directory, or wheel and sdist files
     matrix: Path
     matrix_source: config.MatrixSource | None = None  # how the matrix was found (None: given)
+    warnings: tuple[str, ...] = ()  # e.g. a misspelled Q_KANGAROO_SMOKE_* variable
     select: tuple[str, ...] = ()
     jobs: int | None = None
     timeout: float | None = None
@@ -89,6 +90,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     arguments.check_old_spellings(argv)
     p = parser()
     from_env = config.apply_environment(p, os.environ)
+    warnings = config.misspelled_variables(p, os.environ)
     a = p.parse_intermixed_args(argv)
     source = config.find_matrix(a.matrix, from_env="matrix" in from_env and not any(
         x.split("=", 1)[0] == "--matrix" for x in argv))
@@ -100,7 +102,8 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         raise InputError("--select '': an empty pattern; give a cell id or pattern "
                          "(python -m harness --list shows them)")
     return Options(dist=tuple(a.dist), version=a.release_version, prereleases=a.pre,
-                   matrix=source.path, matrix_source=source, select=tuple(a.select), jobs=a.jobs,
+                   matrix=source.path, matrix_source=source, warnings=tuple(warnings),
+                   select=tuple(a.select), jobs=a.jobs,
                    timeout=a.timeout, report_dir=a.report_dir, keep_failed=a.keep_failed,
                    build_images=not a.no_build_images, list_only=a.list,
                    list_format=a.format,
@@ -188,6 +191,8 @@ def stop_aware_log(out: Console, stop: threading.Event) -> Callable[[str], None]
 def run(opts: Options, out: Console, stop: StopSignals) -> int:
     """The whole pipeline for one release; a stop signal ends it early with the report
     written."""
+    for warning in opts.warnings:
+        out.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if opts.matrix_source is not None:
         out.print(escape(opts.matrix_source.describe()), highlight=False)
     m, selected = load_cells(opts)

@@ -9,6 +9,7 @@ the bundled default.  Every option also reads an environment variable,
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -111,6 +112,21 @@ def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str
         defaults[action.dest] = _convert(action, name, environ[name])
     parser.set_defaults(**defaults)
     return set(defaults)
+
+
+def misspelled_variables(parser: argparse.ArgumentParser,
+                         environ: Mapping[str, str]) -> list[str]:
+    """A warning for each set variable with the prefix that is no option's but close to one
+    (``Q_KANGAROO_SMOKE_JOB``: did you mean ``..._JOBS``?); others of the prefix are left be
+    (the image builder reads ``Q_KANGAROO_SMOKE_MIRROR``)."""
+    names = [n for a in parser._actions if (n := env_name(a))]
+    warnings = []
+    for var in sorted(v for v in environ if v.startswith(ENV_PREFIX) and v not in names):
+        close = difflib.get_close_matches(var, names, n=1, cutoff=0.85)
+        if close:
+            warnings.append(f"{var} is not an option's variable; did you mean {close[0]}? "
+                            "(ignored)")
+    return warnings
 
 
 def _convert(action: argparse.Action, name: str, raw: str) -> Any:

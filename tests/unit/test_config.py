@@ -146,3 +146,13 @@ def test_front_doors_add_a_wheel_and_start_an_engine_only_for_a_run(
         argv: list[str], default_wheel: bool, runs: bool) -> None:
     assert arguments.needs_default_wheel(argv) is default_wheel
     assert arguments.runs_cells(argv) is runs
+
+
+def test_a_misspelled_variable_is_a_warning_with_the_right_name(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("Q_KANGAROO_SMOKE_JOB", "4")
+    monkeypatch.setenv("Q_KANGAROO_SMOKE_MIRROR", "http://deb.example/debian")  # not an option
+    opts = cli.parse_options(["x.whl"])
+    assert opts.jobs is None
+    assert opts.warnings == ("Q_KANGAROO_SMOKE_JOB is not an option's variable; did you mean "
+                             "Q_KANGAROO_SMOKE_JOBS? (ignored)",)
