@@ -205,10 +205,10 @@ def compact_table(results: Sequence[CellResult], width: int, *, verbosity: int =
     """The final table for a log: legend, then one row per cell that fits ``width`` (ids
     never cut; -q: only the cells that did not pass)."""
     keys = files_legend(results)
-    lines = [Text(line) for line in _legend_lines(results)]
     shown = [r for r in results if verbosity >= 0 or r.verdict is not Verdict.PASS]
     if not shown:
-        return lines
+        return []
+    lines = [Text(line) for line in _legend_lines(results)]
     idw = max(len("cell"), *(len(r.cell_id) for r in shown))
     filew = max(len("file"), *(len(_file_key(r, keys)) for r in shown)) if len(keys) > 1 else 0
 

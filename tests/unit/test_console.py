@@ -78,6 +78,7 @@ def test_quiet_shows_only_what_did_not_pass() -> None:
     results = [judge_one(passing_events(), cell_id="venv-py3.12"), _failing("venv-py3.13")]
     text = _run(results, {}, verbosity=-1)
     assert "venv-py3.12" not in text and "venv-py3.13" in text
+    assert _run(results[:1], {}, verbosity=-1) == ""  # all passed: nothing to say
     assert _run(results, {}, verbosity=-2) == ""
 
 
