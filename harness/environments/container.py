@@ -33,7 +33,9 @@ from harness.environments.base import (
 from harness.errors import HarnessError, InfrastructureError
 from harness.kinds.base import entry_of
 from harness.kinds.container import ContainerEntry, cell_arch
+from harness.imaging.scrub import ALWAYS_SCRUBBED, ensure_scrubbed
 from harness.liveness import pid_alive
+from harness.needs import Needs
 from harness.verdict import ProbeRun, Verdict, judge
 
 LABEL = "q-kangaroo-smoke"
@@ -281,6 +283,8 @@ class ContainerResources(Resources):
     recipes: Mapping[str, imaging.Recipe]  # recipe name -> its image tag and Python
     keep_failed: bool = False
     arch_errors: Mapping[str, str] = field(default_factory=dict)  # why no cell of that arch
+    scrubbed: Mapping[str, str] = field(default_factory=dict)  # recipe image -> that image
+    #                                                          # without the declared libraries
 
     def environment(self, cell: Cell) -> ContainerEnvironment:
         """A fresh container cell of the recipe's image, or of any image reference."""
@@ -293,7 +297,8 @@ class ContainerResources(Resources):
         recipe = self.recipes.get(entry.image)
         if recipe is not None:
             recipe = imaging.for_arch(recipe, arch)
-        image, python = (recipe.tag, recipe.python) if recipe else (entry.image, None)
+        image, python = ((self.scrubbed.get(recipe.tag, recipe.tag), recipe.python) if recipe
+                         else (entry.image, None))
         return ContainerEnvironment(client=self.client, image=image,
                                     python=entry.python or python or "python3",
                                     labels=run_labels(self.run_id, cell.id),
@@ -331,6 +336,7 @@ def prepare(setup: Setup, cells: Sequence[Cell]) -> ContainerResources:
             by_arch[cell_arch(c)].add(image)
     error = None
     arch_errors: dict[str, str] = {}
+    scrubbed: dict[str, str] = {}
     for arch, wanted in sorted(by_arch.items(), key=lambda kv: arches.is_foreign(kv[0])):
         foreign = arches.is_foreign(arch)
         if foreign and (why := _foreign_ready(arch, setup)) is not None:
@@ -340,6 +346,8 @@ def prepare(setup: Setup, cells: Sequence[Cell]) -> ContainerResources:
             continue
         try:
             imaging.ensure_images(sorted(wanted), client=client, log=setup.log, arch=arch)
+            scrubbed.update(_scrub(client, [imaging.for_arch(recipes[n], arch)
+                                            for n in sorted(wanted)], setup))
         except Exception as exc:  # any build failure is an infrastructure fault
             why = f"building {arch + ' ' if foreign else ''}images failed: {exc}"
             setup.log(f"error: {why}")
@@ -348,8 +356,33 @@ def prepare(setup: Setup, cells: Sequence[Cell]) -> ContainerResources:
             else:
                 error = why
     timing.mark("container: images current")
+    others = sorted({image for c in cells
+                     if (image := entry_of(c, ContainerEntry).image) not in recipes})
+    extra = [f"lib{lib}" for lib in setup.package.bundled_libraries
+             if lib not in ALWAYS_SCRUBBED]
+    if others and extra:
+        setup.log(f"warning: {', '.join(extra)} cannot be hidden in {', '.join(others)} (not "
+                  "recipe images: nothing is removed from them); their cells are INVALID "
+                  "wherever a copy can be found")
     return ContainerResources(run_id=setup.run_id, client=client, error=error, recipes=recipes,
-                              keep_failed=setup.keep_failed, arch_errors=arch_errors)
+                              keep_failed=setup.keep_failed, arch_errors=arch_errors,
+                              scrubbed=scrubbed)
+
+
+def _scrub(client: docker.DockerClient, recipes: Sequence[imaging.Recipe],
+           setup: Setup) -> dict[str, str]:
+    """Recipe -> its image without the declared libraries (but those its Python needs, said
+    in one line each before any cell runs)."""
+    tags: dict[str, str] = {}
+    kept: dict[str, dict[str, tuple[str, ...]]] = {}
+    for recipe in recipes:
+        done = ensure_scrubbed(client, recipe, setup.package.bundled_libraries, setup.log)
+        tags[recipe.tag] = done.tag
+        for lib, files in done.kept.items():
+            kept.setdefault(lib, {})[recipe.name] = files
+    for line in Needs(hidden=(), kept=kept).notes("container"):
+        setup.log(line)
+    return tags
 
 
 def _passed(run: ProbeRun, spec: ProbeSpec) -> bool:

@@ -97,6 +97,11 @@ class RecipesConfig:
     include: tuple[str, ...]
     aptopts: dict[str, tuple[str, ...]]
     recipes: dict[str, Recipe]
+    packages: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+    def included(self, suite: str) -> tuple[str, ...]:
+        """Every package mmdebstrap installs for ``suite``."""
+        return (*self.include, *self.packages.get(suite, ()))
 
 
 # --- recipes -------------------------------------------------------------------------------
@@ -133,6 +138,7 @@ def load_config(path: Path = RECIPES_FILE) -> RecipesConfig:
         variant=mm.get("variant", "minbase"),
         include=tuple(mm.get("include", ["python3", "python3-venv", "python3-pip"])),
         aptopts={suite: tuple(opts) for suite, opts in (mm.get("aptopts") or {}).items()},
+        packages={suite: tuple(p) for suite, p in (mm.get("packages") or {}).items()},
         recipes=recipes,
     )
 

@@ -66,7 +66,7 @@ def _rootfs_tar(
     cmd = [
         "mmdebstrap",
         f"--variant={config.variant}",
-        f"--include={','.join(config.include)}",
+        f"--include={','.join(config.included(suite))}",
         *(f"--aptopt={opt}" for opt in config.aptopts.get(suite, ())),
         *([f"--architectures={arch.debian}"] if arch is not None else []),
         "--format=tar",
@@ -108,7 +108,7 @@ def ensure_base(
     spec: dict[str, object] = {
         "suite": suite,
         "variant": config.variant,
-        "include": config.include,
+        "include": config.included(suite),
         "aptopts": config.aptopts.get(suite, ()),
     }
     if target is not None:  # the host's bases keep the hash they always had

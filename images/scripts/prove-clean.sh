@@ -46,8 +46,23 @@ for name in ("libgmp.so.10", "libgmp.so", "libgmpxx.so.4"):
         continue
     sys.exit(f"dlopen({name!r}) succeeded")
 import ensurepip, hashlib, sqlite3, ssl, venv, zlib
+# every extension module of the standard library that the image ships imports (a copied
+# interpreter's _tkinter without libtk would break any package that uses tkinter)
+import glob, importlib, os, sysconfig
+dynload = sysconfig.get_config_var("DESTSHARED") or ""
+broken = []
+for path in sorted(glob.glob(os.path.join(dynload, "*.so"))):
+    name = os.path.basename(path).split(".")[0]
+    if name.startswith(("_test", "_xxtest", "xx", "_ctypes_test")):
+        continue
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        broken.append(f"{name} ({type(exc).__name__}: {exc})")
+if broken:
+    sys.exit("standard-library extensions do not import: " + "; ".join(broken))
 print(f"    ok: Python {sys.version.split()[0]}, {ssl.OPENSSL_VERSION}, "
-      f"SQLite {sqlite3.sqlite_version}")
+      f"SQLite {sqlite3.sqlite_version}; its stdlib extensions import")
 PY
 done
 
