@@ -31,9 +31,9 @@ from harness.environments.base import (
     parse_events,
 )
 from harness.errors import HarnessError, InfrastructureError
+from harness.imaging.scrub import ALWAYS_SCRUBBED, ensure_scrubbed
 from harness.kinds.base import entry_of
 from harness.kinds.container import ContainerEntry, cell_arch
-from harness.imaging.scrub import ALWAYS_SCRUBBED, ensure_scrubbed
 from harness.liveness import pid_alive
 from harness.needs import Needs
 from harness.verdict import ProbeRun, Verdict, judge
