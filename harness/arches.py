@@ -7,7 +7,6 @@ another architecture than the host's runs under emulation (qemu-user through bin
 from __future__ import annotations
 
 import platform
-import re
 from dataclasses import dataclass
 
 from harness.errors import InputError
@@ -36,9 +35,6 @@ ARCHES: dict[str, Arch] = {a.name: a for a in (
     Arch(name="armv7l", debian="armhf", qemu="arm", platform="linux/arm/v7"),
 )}
 
-# The machine part of a Linux platform tag: manylinux_2_17_aarch64, manylinux2014_aarch64,
-# musllinux_1_1_armv7l, linux_ppc64le.
-_LINUX_TAG = re.compile(r"^(?:(?:many|musl)linux_\d+_\d+|manylinux(?:1|2010|2014)|linux)_(.+)$")
 
 
 def host() -> Arch:
@@ -53,12 +49,6 @@ def get(name: str, *, where: str = "arch") -> Arch:
     except KeyError:
         raise InputError(f"{where}: unknown architecture {name!r}; use one of "
                          f"{', '.join(ARCHES)}") from None
-
-
-def of_platform_tag(platform_tag: str) -> str | None:
-    """The machine a Linux platform tag is for (``manylinux2014_aarch64`` -> ``aarch64``)."""
-    m = _LINUX_TAG.match(platform_tag)
-    return m.group(1) if m else None
 
 
 def is_foreign(name: str | None) -> bool:

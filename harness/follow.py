@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from harness import arches, kinds
+from harness import arches, kinds, tags
 from harness.kinds import Cell
 from harness.kinds.container import ContainerEntry, cell_arch
 from harness.matrix import Matrix
@@ -38,7 +38,7 @@ def release_arches(platform_tags: Iterable[str]) -> set[str]:
     out = set()
     for tag in platform_tags:
         if tag.startswith(("manylinux", "linux_")):
-            arch = arches.of_platform_tag(tag)
+            arch = tags.linux_arch(tag)
             if arch in arches.ARCHES:
                 out.add(arch)
     return out

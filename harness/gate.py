@@ -180,7 +180,7 @@ def could_run(wheel: Dist, runnable: Mapping[str, frozenset[tuple[int, int]]]) -
     for tag in sorted(wheel.tags, key=str):
         if not tag.platform.startswith(("manylinux", "linux_")):
             continue
-        arch = tags_mod.manylinux_arch(tag.platform) or tag.platform[len("linux_"):]
+        arch = tags_mod.linux_arch(tag.platform) or ""
         for version in sorted(runnable.get(arch, ())):
             if any(_accepts(p, version) for p in pythons):
                 return f"a cell ({arch}, CPython {_dotted(version)})"

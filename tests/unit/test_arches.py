@@ -15,15 +15,6 @@ RULE = (":qemu-aarch64:M::\\x7fELF\\x02:\\xff\\xff\\xff\\xff\\xff:"
         "/usr/libexec/qemu-binfmt/aarch64-binfmt-P:OPF")
 
 
-@pytest.mark.parametrize(("tag", "machine"), [
-    ("manylinux_2_17_aarch64", "aarch64"), ("manylinux2014_aarch64", "aarch64"),
-    ("musllinux_1_1_armv7l", "armv7l"), ("linux_ppc64le", "ppc64le"),
-    ("manylinux1_x86_64", "x86_64"), ("win_amd64", None), ("macosx_11_0_arm64", None),
-    ("any", None)])
-def test_machine_of_platform_tag(tag: str, machine: str | None) -> None:
-    assert arches.of_platform_tag(tag) == machine
-
-
 def test_unknown_arch_is_one_line_naming_the_known_ones() -> None:
     with pytest.raises(InputError) as err:
         arches.get("arm64", where="matrix.yaml: environments.container[0].arch")
