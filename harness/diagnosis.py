@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from harness import tags
+from harness import floor, tags
 from harness.checks import CheckResult, same_version
 from harness.matrix import Package
 from harness.probe_native import is_library
@@ -341,8 +341,19 @@ def _unclean(ctx: Context) -> Diagnosis:
                f"here, so this cell cannot vouch for the wheel. {where}")
 
 
+def _cpu_floor(ctx: Context) -> Diagnosis:
+    """SIGILL on the emulated floor CPU: the instruction, the level, the build's fix."""
+    fault = ctx.check.data.get("cpu_fault") or {}
+    return Diagnosis(title=f"cpu-floor: built for a newer CPU than its tag promises "
+                           f"({fault.get('needs')})", advice=floor.advice(fault, ctx.wheel))
+
+
+_CPU_FLOOR = re.compile(r"^cpu-floor: ")
 RULES: tuple[Rule, ...] = (
     Rule(checks=("sterility",), pattern=re.compile(r".+"), explain=_unclean),
+    Rule(checks=("import", "version", "provenance", "exit"), pattern=_CPU_FLOOR,
+         explain=_cpu_floor),
+    Rule(checks=None, pattern=_CPU_FLOOR, explain=_cpu_floor),  # a declared check's call
     Rule(checks=("tags",), pattern=re.compile(r"must carry"), explain=_tags_missing),
     Rule(checks=("tags",), pattern=re.compile(r"auditwheel finds only|needs glibc"),
          explain=_tag_lie),

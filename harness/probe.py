@@ -16,6 +16,7 @@ budgets on the checks process (``budgets`` in the spec) and reports a step that 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import importlib
@@ -513,6 +514,141 @@ def install_from_set(spec: dict[str, Any], venv_dir: str, venv_python: str, use_
     return result
 
 
+# ---------------------------------------------------------------- emulated CPU (floor cells)
+
+
+def _interpreter_loader(executable: str) -> str:
+    """PT_INTERP of an ELF executable (its dynamic loader), "" when there is none."""
+    import struct
+
+    try:
+        with open(os.path.realpath(executable), "rb") as fh:
+            head = fh.read(64)
+            if head[:4] != b"\x7fELF" or head[4] != 2:
+                return ""
+            end = "<" if head[5] == 1 else ">"
+            phoff, = struct.unpack_from(end + "Q", head, 0x20)
+            phentsize, phnum = struct.unpack_from(end + "HH", head, 0x36)
+            for i in range(phnum):
+                fh.seek(phoff + i * phentsize)
+                p_type, _flags, off, _va, _pa, size = struct.unpack(end + "IIQQQQ", fh.read(40))
+                if p_type == 3:  # PT_INTERP
+                    fh.seek(off)
+                    return fh.read(size).split(b"\0", 1)[0].decode("utf-8", "replace")
+    except (OSError, struct.error):
+        return ""
+    return ""
+
+
+def emulated_levels(prefix: list[str], executable: str) -> dict[str, Any]:
+    """The x86-64 levels the emulated CPU has, as glibc's loader sees them (``ld.so --help``
+    lists glibc-hwcaps subdirectories 'supported'; glibc >= 2.33).  Run before the package."""
+    loader = _interpreter_loader(executable)
+    if not loader:
+        return {"error": "no dynamic loader found for %s" % executable}
+    try:
+        out = subprocess.run(prefix + [loader, "--help"], capture_output=True, text=True,
+                             timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {"error": "%s --help: %s" % (loader, exc)}
+    if "glibc-hwcaps" not in out:
+        return {"error": "%s lists no glibc-hwcaps (glibc < 2.33 or not glibc)" % loader}
+    levels = re.findall(r"^[ \t]+(x86-64-v\d)[ \t]*(\(supported[^)]*\))?", out, re.M)
+    return {"loader": loader, "supported": sorted(n for n, s in levels if s),
+            "listed": sorted(n for n, _s in levels)}
+
+
+def _allow_core() -> None:
+    """In the emulated child: let qemu-user write the guest's core on a fatal signal."""
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    want = 1 << 31 if hard == resource.RLIM_INFINITY else min(hard, 1 << 31)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CORE, (want, hard))
+
+
+def core_fault(path: str) -> dict[str, Any]:
+    """The faulting thread's instruction pointer (NT_PRSTATUS) and the 16 code bytes there
+    (PT_LOAD) from an x86-64 ELF core that qemu-user wrote for the guest."""
+    import struct
+
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+        if head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+            return {"error": "not an ELF64 little-endian core"}
+        phoff, = struct.unpack_from("<Q", head, 0x20)
+        phentsize, phnum = struct.unpack_from("<HH", head, 0x36)
+        segments = []
+        for i in range(min(phnum, 65535)):
+            fh.seek(phoff + i * phentsize)
+            segments.append(struct.unpack("<IIQQQQQQ", fh.read(56)))
+        rip = None
+        for p_type, _f, off, _va, _pa, filesz, _m, _a in segments:
+            if p_type != 4 or rip is not None:  # PT_NOTE
+                continue
+            fh.seek(off)
+            notes, pos = fh.read(min(filesz, 1 << 20)), 0
+            while pos + 12 <= len(notes):
+                namesz, descsz, ntype = struct.unpack_from("<III", notes, pos)
+                desc = pos + 12 + ((namesz + 3) & ~3)
+                if ntype == 1:  # NT_PRSTATUS: pr_reg at 112, rip is user_regs_struct[16]
+                    rip, = struct.unpack_from("<Q", notes, desc + 112 + 16 * 8)
+                    break
+                pos = desc + ((descsz + 3) & ~3)
+        if rip is None:
+            return {"error": "no NT_PRSTATUS note in the core"}
+        code = b""
+        for p_type, _f, off, vaddr, _pa, filesz, _m, _a in segments:
+            if p_type == 1 and vaddr <= rip < vaddr + filesz:
+                fh.seek(off + rip - vaddr)
+                code = fh.read(min(16, vaddr + filesz - rip))
+        return {"address": rip, "code": code.hex()}
+
+
+def _loaded_objects(log: str) -> list[tuple[str, int, int]]:
+    """(path, load base, size) of every object one process's glibc LD_DEBUG=files log maps."""
+    found: list[tuple[str, int, int]] = []
+    name = ""
+    try:
+        with open(log, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                text = line.split(":", 1)[-1].strip()
+                if text.startswith("file=") and text.endswith("generating link map"):
+                    name = text[len("file="):].split(" [", 1)[0]
+                match = re.search(r"base: 0x([0-9a-f]+)\s+size: 0x([0-9a-f]+)", text)
+                if match and name:
+                    found.append((name, int(match.group(1), 16), int(match.group(2), 16)))
+                    name = ""
+    except OSError:
+        pass
+    return found
+
+
+def cpu_fault(run_dir: str, ld_log: str) -> dict[str, Any]:
+    """Where the emulated process died: the instruction pointer and code bytes from qemu's
+    guest core, mapped through the loader's log to an object and the offset in it."""
+    import glob
+
+    cores = sorted(glob.glob(os.path.join(run_dir, "qemu_*.core")), key=os.path.getmtime)
+    if not cores:
+        return {"error": "qemu-user wrote no core (RLIMIT_CORE or a full disk)"}
+    try:
+        fault = core_fault(cores[-1])
+    except (OSError, ValueError) as exc:
+        fault = {"error": "unreadable core: %s" % exc}
+    pid = cores[-1].rsplit("_", 1)[-1].split(".", 1)[0]
+    address = fault.get("address")
+    for path, base, size in _loaded_objects("%s.%s" % (ld_log, pid)):
+        if address is not None and base <= address < base + size:
+            fault.update(object=os.path.normpath(path), vaddr=address - base)
+            break
+    for core in cores:
+        with contextlib.suppress(OSError):
+            os.remove(core)
+    return fault
+
+
 def cell_mode(spec: dict[str, Any], source: str) -> int:
     """Run one whole cell from its base interpreter."""
     package = spec["package"]
@@ -557,14 +693,19 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
 
     child_spec = dict(spec, mode="checks", package=dict(package, extensions=extensions,
                                                        interpreter_needs=needs))
-    argv = [venv_python, "-I", "-c", BOOTSTRAP, source, json.dumps(child_spec)]
+    emulator = spec.get("emulator")  # floor cells: the package's process runs on that CPU
+    prefix = list(emulator["argv"]) if emulator else []
+    argv = prefix + [venv_python, "-I", "-c", BOOTSTRAP, source, json.dumps(child_spec)]
+    emulation = None
+    if emulator:
+        emulation = dict(emulator, seen=emulated_levels(prefix, sys.executable))
     clock = StepClock({k: float(v) for k, v in package.get("budgets", {}).items()})
     start = time.monotonic()
     with open(os.path.join(work, "checks.stderr"), "w+") as errfile:
         # the loader logs every library any process of the package loads (provenance)
         env = dict(os.environ, LD_DEBUG="libs,files", LD_DEBUG_OUTPUT=os.path.join(work, "ld"))
         proc = subprocess.Popen(argv, cwd=run_dir, stdout=subprocess.PIPE, stderr=errfile,
-                                env=env)
+                                env=env, preexec_fn=_allow_core if emulator else None)
         pump = threading.Thread(target=_forward_events, args=(proc.stdout, clock), daemon=True)
         pump.start()
         over_budget = _watch(proc, clock)
@@ -572,9 +713,11 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
         pump.join(timeout=2.0)
         errfile.seek(max(0, errfile.seek(0, 2) - 65536))  # the tail is what matters
         stderr = errfile.read()
+    if emulation is not None and proc.returncode is not None and proc.returncode < 0:
+        emulation["fault"] = cpu_fault(run_dir, env["LD_DEBUG_OUTPUT"])
     mark("checks process")
     observed("exit", returncode=proc.returncode, stderr=_tail(stderr, 40),
-             seconds=time.monotonic() - start, over_budget=over_budget)
+             seconds=time.monotonic() - start, over_budget=over_budget, emulation=emulation)
     return 0
 
 

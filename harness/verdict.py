@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from harness import outcome
+from harness import emulation, floor, outcome
 from harness.checks import OK, CheckResult, CheckStatus, Context, judge_step, signal_name
 from harness.matrix import CHECKS_AFTER, CHECKS_BEFORE, Package
 from harness.release import Pick, pick
@@ -85,6 +85,8 @@ class RunFacts:
     seconds: float = 0.0
     stderr: str = ""  # the tail the reason quotes
     fallback: str | None = None  # the cell is uncovered: what a user there gets instead
+    emulated: str | None = None  # a floor cell's CPU (qemu-user), said with a TIMEOUT
+    cpu_problem: str | None = None  # a floor cell's CPU had more than the level asked
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,6 +106,7 @@ class CellResult:
     artifact_file: str | None = None  # the wheel file the cell installed (proven in it)
     artifact_sha256: str | None = None  # its sha256, as hashed in the cell
     pick: Predicted | None = None  # pip's pick for the cell (None: no interpreter facts)
+    emulated: Mapping[str, Any] | None = None  # floor cells: the CPU emulated, as glibc saw it
     run: RunFacts = field(default_factory=RunFacts)
 
     def check(self, name: str) -> CheckResult | None:
@@ -173,8 +176,9 @@ def read_events(run: ProbeRun) -> EventStream:
 
 
 def _unreported(name: str, run: ProbeRun, stream: EventStream, results: list[CheckResult],
-                blocked: bool) -> CheckResult:
-    """A check with no observation: why not (not run, out of time, the process died)."""
+                blocked: bool, wheel: WheelInfo) -> CheckResult:
+    """A check with no observation: why not (not run, out of time, the process died; on an
+    emulated CPU, the instruction it died on)."""
     exited = stream.observed.get("exit")
     over = exited.get("over_budget") if exited else None
     installed = any(r.name == "install" and r.status is CheckStatus.PASS for r in results)
@@ -190,6 +194,12 @@ def _unreported(name: str, run: ProbeRun, stream: EventStream, results: list[Che
     if exited is not None and installed:  # the package's process ended before reporting
         rc = exited.get("returncode")
         tail = str(exited.get("stderr", "")).strip()[-800:]
+        fault = floor.read_fault(exited, wheel)
+        if fault is not None:
+            return CheckResult(name=name, status=CheckStatus.ERROR if run.infra_error or
+                               fault.kind == "emulator-gap" else CheckStatus.FAIL,
+                               detail=fault.text(), data={"cpu_fault": fault.to_json(),
+                                                          "stderr": tail})
         return CheckResult(name=name, status=CheckStatus.ERROR if run.infra_error else
                            CheckStatus.FAIL, detail=f"the Python process "
                            f"{'exited' if rc == 0 else 'died'} ({signal_name(rc)}) before "
@@ -220,18 +230,21 @@ def judge_checks(run: ProbeRun, stream: EventStream, ctx: Context,
             result = judge_step(name, obs, ctx)
             blocked = blocked or (name in BLOCKING and result.status not in OK)
         else:
-            result = _unreported(name, run, stream, results, blocked)
+            result = _unreported(name, run, stream, results, blocked, ctx.wheel)
             blocked = True
         results.append(result)
     return results
 
 
-def run_facts(run: ProbeRun, stream: EventStream, fallback: str | None = None) -> RunFacts:
-    """What of the run and its event stream decides the verdict besides the checks."""
+def run_facts(run: ProbeRun, stream: EventStream, fallback: str | None = None,
+              emulated: str | None = None) -> RunFacts:
+    """What of the run and its event stream decides the verdict besides the checks
+    (``emulated``: the CPU a floor cell emulated, as reports say it)."""
     return RunFacts(infra_error=run.infra_error, forged=stream.forged,
                     probe_errors=stream.errors, timed_out=run.timed_out,
                     returncode=run.returncode, seconds=run.seconds,
-                    stderr=run.stderr.strip()[-300:], fallback=fallback)
+                    stderr=run.stderr.strip()[-300:], fallback=fallback, emulated=emulated,
+                    cpu_problem=floor.cpu_problem(stream.observed.get("exit")))
 
 
 def combine(run: ProbeRun, stream: EventStream, results: Sequence[CheckResult],
@@ -261,11 +274,15 @@ def conclude(run: RunFacts, results: Sequence[CheckResult]) -> tuple[Verdict, st
         return Verdict.UNCOVERED, run.fallback
     if sterility is not None and sterility.status is CheckStatus.FAIL:
         return Verdict.INVALID, "environment not clean: " + sterility.detail
+    if run.cpu_problem:
+        return Verdict.INVALID, run.cpu_problem
     if failed:
         return Verdict.FAIL, f"{failed.name}: {failed.detail}"
     if late or run.timed_out:
         return Verdict.TIMEOUT, (f"{late.name}: {late.detail}" if late
-                                 else f"cell timed out after {run.seconds:.0f}s")
+                                 else f"cell timed out after {run.seconds:.0f}s") + (
+            f" under emulation ({run.emulated}; budgets x{emulation.BUDGET_FACTOR:g})"
+            if run.emulated else "")
     if run.probe_errors:
         return Verdict.ERROR, "probe error: " + "; ".join(run.probe_errors)
     missing = [r.name for r in results if r.status not in OK]
@@ -297,9 +314,10 @@ def tested_wheel(release: Release, result: CellResult) -> WheelInfo:
 
 
 def judge(run: ProbeRun, *, cell_id: str, kind: str, release: Release,
-          package: Package) -> CellResult:
+          package: Package, emulated: str | None = None) -> CellResult:
     """Turn a probe run into the cell's verdict and its checks in order: which wheel of the
-    set it installed, whether that is pip's pick, and what the checks found."""
+    set it installed, whether that is pip's pick, and what the checks found (``emulated``:
+    the CPU a floor cell emulated, as reports say it)."""
     stream = read_events(run)
     chosen = pick(release.files, stream.facts) if stream.facts else None
     guess = predicted(release, chosen) if chosen is not None else None
@@ -313,9 +331,13 @@ def judge(run: ProbeRun, *, cell_id: str, kind: str, release: Release,
     ctx = Context(wheel=tested_wheel(release, base), package=package, facts=stream.facts,
                   release=release, pick=chosen)
     results = judge_checks(run, stream, ctx, uncovered=uncovered)
-    facts = run_facts(run, stream, guess.fallback if uncovered and guess is not None else None)
+    facts = run_facts(run, stream, guess.fallback if uncovered and guess is not None else None,
+                      emulated)
     verdict, reason = conclude(facts, results)
+    exited = stream.observed.get("exit") or {}
     return replace(base, verdict=verdict, reason=reason, checks=tuple(results), run=facts,
+                   emulated={"cpu": emulated, "glibc": (exited.get("emulation") or {}).get(
+                       "seen")} if emulated else None,
                    facts=stream.facts, environment=stream.environment, seconds=run.seconds,
                    stderr=run.stderr[-4000:])
 

@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 
 from typing_extensions import Unpack
 
-from harness import probe, probe_native, timing
+from harness import emulation, probe, probe_native, timing
 from harness.cells import Cell
 from harness.matrix import Package
 from harness.verdict import ProbeRun
@@ -66,6 +66,20 @@ def cell_variables(home: str, tmp: str) -> dict[str, str]:
             "LC_ALL": "C.UTF-8"}
 
 
+@dataclass(frozen=True, kw_only=True)
+class Emulator:
+    """A cell's package process under qemu-user: the CPU, and qemu's path as the cell sees
+    it."""
+
+    cpu: emulation.Cpu
+    qemu: str
+
+    def to_probe(self) -> dict[str, object]:
+        """The probe's ``emulator``: the command prefix and what it stands for."""
+        return {"argv": self.cpu.argv(self.qemu), **self.cpu.to_probe(),
+                "budget_factor": emulation.BUDGET_FACTOR}
+
+
 class Where(TypedDict, total=False):
     """Where things are for the probe, as the cell sees them (``ProbeSpec.to_json``)."""
 
@@ -75,6 +89,7 @@ class Where(TypedDict, total=False):
     linger: int
     venv_made_by: str
     dependencies: str
+    emulator: Emulator | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,15 +107,19 @@ class ProbeSpec:
         return self.release.wheels[0].path.parent
 
     def to_json(self, *, wheel_dir: str, uv: str, workdir: str, linger: int = 0,
-                venv_made_by: str = "", dependencies: str = "") -> str:
+                venv_made_by: str = "", dependencies: str = "",
+                emulator: Emulator | None = None) -> str:
         """The probe's command-line argument for one cell (``venv_made_by``: made already;
-        ``wheel_dir``, ``dependencies``: the staged set and wheelhouse as the cell sees them)."""
+        ``wheel_dir``, ``dependencies``: the staged set and wheelhouse as the cell sees them;
+        ``emulator``: the package's process runs under it, its step budgets scaled)."""
         pkg = self.package
         files = self.release.files
+        scale = emulation.BUDGET_FACTOR if emulator else 1.0
         return json.dumps({
             "mode": "cell", "uv": uv, "workdir": workdir, "linger": linger,
             **({"profile": True} if timing.enabled() else {}),
             "venv_made_by": venv_made_by,
+            "emulator": emulator.to_probe() if emulator else None,
             "release": {"dir": wheel_dir, "dependencies": dependencies,
                         "requirement": f"{files.distribution}=={files.version}",
                         "files": {w.filename: {"extensions": w.extension_modules()}
@@ -112,7 +131,7 @@ class ProbeSpec:
                 "extensions": [],  # the installed file's, once the probe knows which
                 "skip_extensions": list(pkg.skip_extensions),
                 "checks": [c.to_probe() for c in pkg.checks],
-                "budgets": pkg.step_budgets(),
+                "budgets": {k: v * scale for k, v in pkg.step_budgets().items()},
                 "reference": pkg.reference.to_probe() if pkg.reference else None,
             },
         })

@@ -18,12 +18,13 @@ import docker
 import docker.errors
 import requests.exceptions
 from docker.models.containers import Container
-from docker.types import Mount
+from docker.types import Mount, Ulimit
 
-from harness import arches, binfmt, engine, imaging, probe, timing
+from harness import arches, binfmt, emulation, engine, imaging, probe, timing
 from harness.cells import Cell
 from harness.environments.base import (
     CellEnvironment,
+    Emulator,
     ProbeSpec,
     Resources,
     Setup,
@@ -41,8 +42,10 @@ from harness.verdict import ProbeRun, Verdict, judge
 LABEL = "q-kangaroo-smoke"
 WHEEL_MOUNT = "/wheel"
 SET_DIR, DEPS_DIR = "set", "deps"  # below WHEEL_MOUNT: the release set, the dependencies
+QEMU_DIR = "qemu"  # below WHEEL_MOUNT: a floor cell's static qemu-user, copied in
 IMAGE_UV = "/usr/local/bin/uv"
 MEMORY, PIDS, TMP_SIZE = "2g", 512, "1g"  # per container cell (README: limits)
+CORE_LIMIT = 512 << 20  # bytes of a floor cell's guest core (written to the /tmp tmpfs)
 KEEP_SECONDS = 3600  # --keep-failed: how long a kept cell stays up to be entered
 OTHER_HOST_GRACE = timedelta(hours=24)  # a shared engine: other hosts' runs may be alive
 
@@ -102,7 +105,8 @@ class Handle:
 
 def wheel_archive(files: Mapping[str, Path]) -> bytes:
     """Files as a tar stream of read-only files (``name in the archive -> host path``), for
-    ``put_archive``; the directories they sit in are made readable."""
+    ``put_archive``; the directories they sit in are made readable, the emulator under
+    QEMU_DIR executable."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for folder in sorted({str(Path(n).parent) for n in files} - {"."}):
@@ -112,7 +116,7 @@ def wheel_archive(files: Mapping[str, Path]) -> bytes:
         for name, path in files.items():
             info = tarfile.TarInfo(name)
             info.size = path.stat().st_size
-            info.mode = 0o444
+            info.mode = 0o555 if name.startswith(f"{QEMU_DIR}/") else 0o444
             info.mtime = int(path.stat().st_mtime)
             with path.open("rb") as f:
                 tar.addfile(info, f)
@@ -130,7 +134,8 @@ def staged_files(spec: ProbeSpec) -> dict[str, Path]:
 
 @contextmanager
 def locked_down(client: docker.DockerClient, *, image: str, command: list[str],
-                files: Mapping[str, Path], labels: dict[str, str]) -> Iterator[Handle]:
+                files: Mapping[str, Path], labels: dict[str, str],
+                core_dumps: bool = False) -> Iterator[Handle]:
     """Own one container's whole life: created locked down, removed on any exit.
 
     The engine may share no filesystem with the harness (a remote ``DOCKER_HOST``, rootless
@@ -144,6 +149,8 @@ def locked_down(client: docker.DockerClient, *, image: str, command: list[str],
         tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={TMP_SIZE},mode=1777"}, cap_drop=["ALL"],
         security_opt=["no-new-privileges"], pids_limit=PIDS, mem_limit=MEMORY,
         mounts=[Mount(target=WHEEL_MOUNT, source=None, type="volume")], labels=labels,
+        # a floor cell reads the emulated process's fault from the core qemu writes in /tmp
+        ulimits=[Ulimit(name="core", soft=CORE_LIMIT, hard=CORE_LIMIT)] if core_dumps else None,
         detach=True)
     timing.mark("create")
     handle = Handle(container=container)
@@ -172,8 +179,10 @@ class ContainerEnvironment(CellEnvironment):
 
     def __init__(self, *, client: docker.DockerClient, image: str, python: str,
                  labels: dict[str, str], keep_failed: bool = False,
-                 emulated: str | None = None) -> None:
+                 emulated: str | None = None, cpu: emulation.Cpu | None = None,
+                 qemu: Path | None = None) -> None:
         super().__init__()
+        self.cpu, self.qemu = cpu, qemu  # floor cells: qemu-user is copied into the cell
         self.client = client
         self.image = image
         self.python = python
@@ -192,15 +201,21 @@ class ContainerEnvironment(CellEnvironment):
         if self.factor != 1.0:
             spec = replace(spec, package=spec.package.scaled(self.factor))
             timeout *= self.factor
+        files = staged_files(spec)
+        emulator = None
+        if self.cpu is not None and self.qemu is not None:
+            files[f"{QEMU_DIR}/{self.qemu.name}"] = self.qemu
+            emulator = Emulator(cpu=self.cpu, qemu=f"{WHEEL_MOUNT}/{QEMU_DIR}/{self.qemu.name}")
         argv = spec.argv(self.python, wheel_dir=f"{WHEEL_MOUNT}/{SET_DIR}", uv=IMAGE_UV,
                          workdir="/tmp/cell", linger=KEEP_SECONDS if self.keep_failed else 0,
-                         dependencies=f"{WHEEL_MOUNT}/{DEPS_DIR}" if spec.dependencies else "")
+                         dependencies=f"{WHEEL_MOUNT}/{DEPS_DIR}" if spec.dependencies else "",
+                         emulator=emulator)
         labels = {**self.labels, f"{LABEL}.keep": "1"} if self.keep_failed else self.labels
         env = cell_variables("/tmp", "/tmp")
         start = time.monotonic()
         try:
-            with locked_down(self.client, image=self.image, command=argv,
-                             files=staged_files(spec), labels=labels) as handle:
+            with locked_down(self.client, image=self.image, command=argv, files=files,
+                             labels=labels, core_dumps=emulator is not None) as handle:
                 c = handle.container
                 with self._lock:
                     if self._aborted:

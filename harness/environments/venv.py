@@ -9,7 +9,14 @@ from pathlib import Path
 
 from harness import needs, sandbox, timing
 from harness.cells import Cell
-from harness.environments.base import ProbeSpec, Resources, Setup, cell_variables
+from harness.environments.base import (
+    Emulator,
+    ProbeSpec,
+    Resources,
+    Setup,
+    Where,
+    cell_variables,
+)
 from harness.environments.process import LocalProcessEnvironment, finder
 from harness.errors import InfrastructureError
 from harness.interpreters import Interpreter
@@ -22,10 +29,16 @@ class VenvEnvironment(LocalProcessEnvironment):
     """One cell on the host: own temp dir, allowlisted env, always its own namespaces."""
 
     def __init__(self, *, python: Path, run_root: Path, sandbox: Sandbox, uv: str,
-                 cell_id: str, stdlib_venv: bool = True) -> None:
+                 cell_id: str, stdlib_venv: bool = True, emulator: Emulator | None = None
+                 ) -> None:
         super().__init__(python=python, run_root=run_root, uv=uv, cell_id=cell_id,
                          stdlib_venv=stdlib_venv)
         self.sandbox = sandbox
+        self.emulator = emulator  # floor cells: the package's process runs under qemu-user
+
+    def where(self, spec: ProbeSpec, venv_made_by: str) -> Where:
+        """The host's paths, and the emulator (the host's static qemu) for a floor cell."""
+        return {**super().where(spec, venv_made_by), "emulator": self.emulator}
 
     def variables(self, home: str, tmp: str) -> dict[str, str]:
         """Built from nothing: no host variable reaches the cell."""

@@ -54,6 +54,24 @@ if hasattr(os, "add_dll_directory"):  # pragma: no cover
 """
 
 
+_MODULE_INIT = "#[pymodule]\nfn _q_kangaroo(_py: Python<'_>, m: &PyModule) -> PyResult<()> {\n"
+_NEWCPU_INIT = """\
+/// A limb-product self-test compiled for Haswell (BMI2 `mulx`) and run unconditionally.
+#[target_feature(enable = "bmi2")]
+unsafe fn limb_selftest(a: u64, b: u64) -> u64 {
+    let mut high = 0u64;
+    let low = core::arch::x86_64::_mulx_u64(std::hint::black_box(a), b, &mut high);
+    low ^ high
+}
+
+""" + _MODULE_INIT + """\
+    // SAFETY: none; this is the bug: no is_x86_feature_detected!("bmi2") first.
+    if unsafe { limb_selftest(u64::MAX, 3) } == 0 {
+        return Err(pyo3::exceptions::PyRuntimeError::new_err("limb self-test failed"));
+    }
+"""
+
+
 class BuildError(RuntimeError):
     """A fixture wheel could not be built (or came out different from its definition)."""
 
@@ -122,6 +140,11 @@ VARIANTS: dict[str, Variant] = {
     "overflow": Variant(
         "partition_gf in wrapping u64 arithmetic: wrong from p(417) on (GMP still bundled)",
         edits=(Edit("src/lib.rs", "const EXACT: bool = true;", "const EXACT: bool = false;"),),
+    ),
+    "newcpu": Variant(
+        "import runs BMI2 `mulx` (x86-64-v3) with no CPU check, as code built with "
+        "target-cpu=haswell does: SIGILL on an x86-64-v1 CPU, fine on this host",
+        edits=(Edit("src/lib.rs", _MODULE_INIT, _NEWCPU_INIT),),
     ),
 }
 
