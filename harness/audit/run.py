@@ -16,7 +16,7 @@ from pathlib import Path
 from packaging.version import Version
 
 from harness import release as release_mod
-from harness.audit import metadata, native, source
+from harness.audit import cpu, metadata, native, source
 from harness.audit.model import (
     AuditOptions,
     AuditReport,
@@ -35,6 +35,7 @@ from harness.release import Dist, ReleaseSet
 WHEEL_CHECKS: Mapping[str, Mapping[str, WheelCheck]] = {
     "metadata": metadata.CHECKS,
     "native": native.CHECKS,
+    "cpu": cpu.CHECKS,
     "source": source.CHECKS,
 }
 _WHEELS_PER_JOB = 8
