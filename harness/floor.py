@@ -126,7 +126,7 @@ def read_fault(exited: Mapping[str, Any], wheel: WheelInfo) -> Fault | None:
         code = bytes.fromhex(str(fault.get("code", "")))
     except ValueError:
         code = b""
-    found = replace(found, file=member if data is not None and member else path, vaddr=vaddr)
+    found = replace(found, file=member or path, vaddr=vaddr)
     if data is not None:
         offset = isa.file_offset(data, vaddr)
         code = data[offset:offset + 16] if offset is not None else code
