@@ -27,6 +27,7 @@ from harness import (
     arguments,
     config,
     console,
+    floor,
     follow,
     kinds,
     matrix,
@@ -308,6 +309,7 @@ def run_cells(plan: Plan, staged: Staged, release: wheel.Release, out: Console,
     with console.Progress(cells, out, verbosity=opts.verbosity) as progress:
         results = run_all(cells, ctx, preparing.environment, jobs=plan.jobs,
                           on_start=progress.started, on_result=progress.finished)
+    results = floor.with_twins(results, cells)  # a floor cell's failure beside its twin
     timing.mark("cells")
     if stop.event.is_set():  # stopped mid-prepare: a build unwinds at its next log line
         with contextlib.suppress(Exception):

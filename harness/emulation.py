@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,32 @@ TCG_MISSING = {"x86-64-v4": "qemu 7.2's TCG emulates no AVX-512: this cell's CPU
 #: qemu-user's TCG than natively; the emulated steps' budgets are multiplied by it.
 BUDGET_FACTOR = 10.0
 QEMU_PACKAGE = "qemu-user-static"  # Debian's package with the static binaries
+FLOOR = "floor"  # an entry's ``cpu: floor``: the matrix's ``defaults.cpu_floor``
+DEFAULT_FLOOR = "x86-64-v1"  # what manylinux/musllinux x86_64 tags promise
+#: the ``cpu`` option of venv and container entries (matrix schema)
+CPU_SCHEMA: dict[str, object] = {
+    "type": "string", "minLength": 1,
+    "description": "Run the package's process (import, checks, provenance) under qemu-user "
+                   "on this CPU: floor (defaults.cpu_floor), x86-64-v1..v4 or a qemu model "
+                   "name. Budgets and the cell's timeout scale by the emulation factor."}
+
+
+def cell_suffix(cpu: str) -> str:
+    """A cpu value as a cell-id part: ``x86-64-v1``, ``Haswell-avx2``."""
+    return re.sub(r"[^A-Za-z0-9._]+", "-", cpu.replace(",-", "-")).strip("-")
+
+
+def check(cpus: Iterable[str], source: str) -> None:
+    """Before a run: every cpu value is known and qemu-user is there (installed as root on
+    Debian); else one line (InputError, exit 2)."""
+    wanted = sorted(set(cpus))
+    for cpu in wanted:
+        try:
+            resolve(cpu)
+        except InputError as exc:
+            raise InputError(f"{source}: {exc}") from exc
+    if wanted:
+        qemu_binary(log=lambda line: print(line, file=sys.stderr))
 
 
 def level_number(level: str) -> int:

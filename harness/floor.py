@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import signal
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness import emulation, isa
 from harness.wheel import WheelInfo
 
+if TYPE_CHECKING:
+    from harness.kinds import Cell
+    from harness.verdict import CellResult
+
 Kind = Literal["above-floor", "emulator-gap", "not-cpu", "unattributed"]
+UNPAIRED = ("Run its native twin (the same entry without cpu:) beside it: a native PASS "
+            "with a floor FAIL is the signature.")
 SIGNATURE = ("a native cell passes while its floor twin dies: native code built for a newer "
              "CPU than the wheel's tag promises")
 
@@ -201,5 +207,30 @@ def advice(fault: Mapping[str, Any], wheel: WheelInfo) -> str:
     what = (f"{file} runs `{fault['instruction']}` ({fault.get('needs')}) at "
             f"{fault.get('symbol') or fault.get('offset')} without asking the CPU first. "
             if fault.get("instruction") else "")
-    return (f"{what}{promise}When the native twin of this cell passes, that is the "
-            f"signature: {SIGNATURE}. Fix: {FIXES[backend(file, wheel)]}.")
+    return f"{what}{promise}{UNPAIRED} Fix: {FIXES[backend(file, wheel)]}."
+
+
+def with_twins(results: Sequence[CellResult], cells: Sequence[Cell]) -> list[CellResult]:
+    """Each floor cell that died above its floor, told how its native twin (the same entry
+    without ``cpu``) did in this run: a twin's PASS is the signature."""
+    by_id = {c.id: c for c in cells}
+
+    def twin_key(cell: Cell | None) -> tuple[str, object] | None:
+        if cell is None or not hasattr(cell.entry, "cpu"):
+            return None
+        return cell.kind, replace(cell.entry, id=None, timeout=None, **{"cpu": None})
+
+    natives = {twin_key(cell): r for r in results if (cell := by_id.get(r.cell_id))
+               and getattr(cell.entry, "cpu", "") is None}
+    out = []
+    for r in results:
+        d, key = r.diagnosis, twin_key(by_id.get(r.cell_id))
+        twin = natives.get(key) if key is not None else None
+        if d is not None and UNPAIRED in d.advice and twin is not None:
+            said = (f"Its native twin {twin.cell_id} passed: {SIGNATURE}."
+                    if twin.verdict.value == "PASS" else
+                    f"Its native twin {twin.cell_id} is {twin.verdict.value} too: not only "
+                    "the CPU is wrong here.")
+            r = replace(r, diagnosis=replace(d, advice=d.advice.replace(UNPAIRED, said)))
+        out.append(r)
+    return out

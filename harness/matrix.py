@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from harness import kinds, policy
+from harness import emulation, kinds, policy
 from harness.config import TOOL, MatrixSource
 from harness.errors import InputError
 from harness.kinds import Entry
@@ -168,6 +168,13 @@ def _reference(name: str | None, matrix_path: Path) -> Reference | None:
                          "give a Python file's path relative to the matrix file") from exc
 
 
+def _floor(entry: Entry, defaults: Mapping[str, Any]) -> Entry:
+    """An entry's ``cpu: floor`` as the level it stands for (``defaults.cpu_floor``)."""
+    if getattr(entry, "cpu", None) != emulation.FLOOR:
+        return entry
+    return replace(entry, **{"cpu": defaults.get("cpu_floor", emulation.DEFAULT_FLOOR)})
+
+
 def parse(data: dict[str, Any], path: Path) -> Matrix:
     """Build the dataclasses from schema-valid data."""
     pkg = data["package"]
@@ -193,7 +200,7 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
     return Matrix(
         path=path,
         package=package,
-        environments={k.name: tuple(k.parse(e) for e in envs.get(k.name, ()))
+        environments={k.name: tuple(_floor(k.parse(e), defaults) for e in envs.get(k.name, ()))
                       for k in kinds.all_kinds()},
         timeout=float(defaults.get("timeout", DEFAULT_TIMEOUT)),
         jobs=defaults.get("jobs"),

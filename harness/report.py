@@ -62,7 +62,8 @@ def _run(facts: RunFacts) -> RunDoc:
     return {"infra_error": facts.infra_error, "forged": facts.forged,
             "probe_errors": list(facts.probe_errors), "timed_out": facts.timed_out,
             "returncode": facts.returncode, "seconds": round(facts.seconds, 3),
-            "stderr": facts.stderr, "fallback": facts.fallback}
+            "stderr": facts.stderr, "fallback": facts.fallback, "emulated": facts.emulated,
+            "cpu_problem": facts.cpu_problem}
 
 
 def _pick(pick: Predicted) -> PickDoc:
@@ -99,6 +100,7 @@ def _cell(result: CellResult) -> CellDoc:
         "checks": [_check(c) for c in result.checks],
         "stderr_tail": result.stderr[-2000:],
         "run": _run(result.run),
+        "emulated": dict(result.emulated) if result.emulated else None,
     }
 
 
@@ -178,7 +180,9 @@ def result_from_json(cell: CellDoc) -> CellResult:
         run=RunFacts(infra_error=run["infra_error"], forged=run["forged"],
                      probe_errors=tuple(run["probe_errors"]), timed_out=run["timed_out"],
                      returncode=run["returncode"], seconds=run["seconds"],
-                     stderr=run["stderr"], fallback=run["fallback"]))
+                     stderr=run["stderr"], fallback=run["fallback"],
+                     emulated=run.get("emulated"), cpu_problem=run.get("cpu_problem")),
+        emulated=cell.get("emulated"))
 
 
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

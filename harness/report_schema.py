@@ -54,6 +54,8 @@ class RunDoc(TypedDict):
     seconds: float
     stderr: str
     fallback: str | None  # the cell is uncovered: what a user there gets instead
+    emulated: NotRequired[str | None]  # a floor cell's CPU (qemu-user)
+    cpu_problem: NotRequired[str | None]  # a floor cell's CPU had more than the level asked
 
 
 class CellDoc(TypedDict):
@@ -73,6 +75,7 @@ class CellDoc(TypedDict):
     checks: list[CheckDoc]
     stderr_tail: str
     run: RunDoc
+    emulated: NotRequired[dict[str, Any] | None]  # floor cells: the CPU, and what glibc saw
 
 
 class WheelDoc(TypedDict):

@@ -179,7 +179,7 @@ def run_cell(cell: Cell, ctx: RunContext, factory: EnvironmentFactory) -> CellRe
     if ctx.interrupted.is_set() and run.infra_error is None and not run.events:
         run = ProbeRun(infra_error="interrupted", environment=run.environment)
     result = judge(run, cell_id=cell.id, kind=cell.kind, release=ctx.release,
-                   package=ctx.package)
+                   package=ctx.package, emulated=env.emulated)
     if env.note and result.verdict is Verdict.INVALID:
         result = replace(result, reason=f"{result.reason} ({env.note})")
     if env.emulation and result.verdict is Verdict.TIMEOUT:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import kinds, policy
+from harness import emulation, kinds, policy
 from harness.kinds.base import STR, TIMEOUT
 
 SCHEMA_PATH = Path(__file__).with_name("matrix.schema.json")
@@ -129,7 +129,12 @@ def matrix_schema() -> dict[str, Any]:
                                    "type": "boolean",
                                    "description": "Add emulated container cells for the "
                                    "release's wheels of architectures the matrix has no cell "
-                                   "of (the matrix's Pythons; default true)."}},
+                                   "of (the matrix's Pythons; default true)."},
+                               "cpu_floor": {
+                                   "type": "string", "minLength": 1,
+                                   "description": "What an entry's cpu: floor means: the "
+                                   "oldest CPU the wheels' tags promise (default "
+                                   f"{emulation.DEFAULT_FLOOR}, manylinux/musllinux x86_64)."}},
             },
             "environments": environments(),
             "release": RELEASE,

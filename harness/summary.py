@@ -75,6 +75,13 @@ def _decision(data: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _glibc_levels(seen: Mapping[str, Any] | None) -> str:
+    """What glibc's loader saw on an emulated CPU (its x86-64 levels)."""
+    if not seen or "supported" not in seen:
+        return ""
+    return f" (glibc sees {', '.join(seen['supported']) or 'only the x86-64 baseline'})"
+
+
 def markdown(data: Mapping[str, Any]) -> str:
     """The summary of one (possibly merged) JSON report."""
     wheel = data.get("wheel", {})
@@ -99,6 +106,12 @@ def markdown(data: Mapping[str, Any]) -> str:
             lines.append(f"| {cell['id']} | {VERDICT_MARK.get(verdict, '')} {verdict} | "
                          f"{_cell_text(artifact.get('file') or '-')} | "
                          + " | ".join(marks) + " |")
+        lines.append("")
+    emulated = [c for c in cells if c.get("emulated")]
+    if emulated:  # floor cells: which CPU each ran the package on, and what glibc saw there
+        lines.append("Emulated CPUs: " + "; ".join(
+            f"`{c['id']}` {_cell_text(str(c['emulated'].get('cpu')))}"
+            + _glibc_levels(c["emulated"].get("glibc")) for c in emulated))
         lines.append("")
     problems = [c for c in cells if c["verdict"] != "PASS"]
     if problems:

@@ -167,6 +167,7 @@ class CellEnvironment(ABC):
     note: str | None = None
     kept: str | None = None
     emulation: str | None = None  # what emulates the cell (said when it times out)
+    emulated: str | None = None  # floor cells: the CPU the package's process runs on
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

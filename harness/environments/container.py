@@ -183,6 +183,7 @@ class ContainerEnvironment(CellEnvironment):
                  qemu: Path | None = None) -> None:
         super().__init__()
         self.cpu, self.qemu = cpu, qemu  # floor cells: qemu-user is copied into the cell
+        self.emulated = cpu.label if cpu else None
         self.client = client
         self.image = image
         self.python = python
@@ -318,7 +319,9 @@ class ContainerResources(Resources):
                                     python=entry.python or python or "python3",
                                     labels=run_labels(self.run_id, cell.id),
                                     keep_failed=self.keep_failed,
-                                    emulated=arch if arches.is_foreign(arch) else None)
+                                    emulated=arch if arches.is_foreign(arch) else None,
+                                    cpu=emulation.resolve(entry.cpu) if entry.cpu else None,
+                                    qemu=emulation.qemu_binary() if entry.cpu else None)
 
 
 def _foreign_ready(arch: str, setup: Setup) -> str | None:

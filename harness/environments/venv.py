@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import needs, sandbox, timing
+from harness import emulation, needs, sandbox, timing
 from harness.cells import Cell
 from harness.environments.base import (
     Emulator,
@@ -35,6 +35,7 @@ class VenvEnvironment(LocalProcessEnvironment):
                          stdlib_venv=stdlib_venv)
         self.sandbox = sandbox
         self.emulator = emulator  # floor cells: the package's process runs under qemu-user
+        self.emulated = emulator.cpu.label if emulator else None
 
     def where(self, spec: ProbeSpec, venv_made_by: str) -> Where:
         """The host's paths, and the emulator (the host's static qemu) for a floor cell."""
@@ -65,9 +66,12 @@ class VenvResources(Resources):
             if isinstance(problem, str):
                 raise InfrastructureError(problem)
         assert isinstance(interp, Interpreter) and isinstance(self.sandbox, Sandbox)
+        cpu = entry_of(cell, VenvEntry).cpu
         return VenvEnvironment(python=interp.executable, run_root=self.root,
                                sandbox=self.sandbox, uv=self.uv, cell_id=cell.id,
-                               stdlib_venv=interp.stdlib_venv)
+                               stdlib_venv=interp.stdlib_venv, emulator=Emulator(
+                                   cpu=emulation.resolve(cpu),
+                                   qemu=str(emulation.qemu_binary())) if cpu else None)
 
 
 def prepare(setup: Setup, cells: Sequence[Cell]) -> VenvResources:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from harness import arches
+from harness import arches, emulation
 from harness.errors import InputError
 from harness.kinds.base import STR, Cell, Entry, Kind, Platform, entry_of, entry_schema, slug
 
@@ -25,6 +25,7 @@ class ContainerEntry(Entry):
     image: str
     python: str | None = None
     arch: str | None = None  # another architecture than the host's: run under emulation
+    cpu: str | None = None  # a floor cell: the CPU qemu-user emulates (harness.emulation)
 
 
 def cell_arch(cell: Cell) -> str:
@@ -46,7 +47,7 @@ class ContainerKind(Kind):
         "arch": {"enum": list(arches.ARCHES), "description": "Architecture of the image "
                  "(default: the host's); another one runs under qemu-user through "
                  "binfmt_misc, a recipe's image is built for it (only recipes of a Debian "
-                 "suite's own Python)."}})
+                 "suite's own Python)."}, "cpu": emulation.CPU_SCHEMA})
 
     def cells(self, entry: ContainerEntry, timeout: float) -> list[Cell]:
         """One cell per entry, named after its image (and its architecture if foreign)."""
@@ -55,13 +56,18 @@ class ContainerKind(Kind):
         cid = f"docker-{slug(entry.image)}"
         if arches.is_foreign(entry.arch):  # docker-debian11-py3.9-aarch64
             cid, aliases = f"{cid}-{entry.arch}", tuple(f"{a}-{entry.arch}" for a in aliases)
+        if entry.cpu:  # docker-debian12-py3.12-x86-64-v1, its budgets scaled for emulation
+            more = f"-{emulation.cell_suffix(entry.cpu)}"
+            cid, aliases = cid + more, tuple(a + more for a in aliases)
+            timeout *= emulation.BUDGET_FACTOR
         return [Cell(id=entry.id or cid, kind=self.name, entry=entry, timeout=timeout,
                      aliases=aliases)]
 
     def fields(self, cell: Cell) -> Mapping[str, str | None]:
         """The image, the interpreter in it when the matrix names one, its architecture."""
         entry = entry_of(cell, ContainerEntry)
-        return {"image": entry.image, "python": entry.python, "arch": cell_arch(cell)}
+        return {"image": entry.image, "python": entry.python, "arch": cell_arch(cell),
+                "cpu": entry.cpu}
 
     def platform(self, cell: Cell) -> Platform:
         """Linux of the cell's architecture."""
@@ -85,6 +91,12 @@ class ContainerKind(Kind):
                     for_arch(recipes[ref], entry.arch)
                 except ImageError as exc:
                     raise InputError(f"{source}: environments.container: {exc}") from None
+            if entry.cpu and arches.is_foreign(entry.arch):
+                raise InputError(f"{source}: environments.container: cpu: {entry.cpu} is for "
+                                 f"cells of this machine's architecture ({arches.host().name}), "
+                                 f"not arch: {entry.arch}")
+        emulation.check([c for c in (entry_of(x, ContainerEntry).cpu for x in cells) if c],
+                        source)
 
     def prepare(self, setup: Setup, cells: Sequence[Cell]) -> Resources:
         """Connect to the engine, reap leftovers, build missing recipe images."""

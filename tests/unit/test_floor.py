@@ -149,3 +149,28 @@ def test_a_timeout_under_emulation_says_so() -> None:
     result = judge_one(passing_events(exit=None, provenance=None), timed_out=True,
                        seconds=30.0, emulated="x86-64-v1 (qemu -cpu qemu64)")
     assert result.verdict is Verdict.TIMEOUT and "under emulation" in result.reason
+
+
+def test_no_qemu_and_no_way_to_install_it_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(emulation.shutil, "which", lambda name: None)
+    monkeypatch.setattr(emulation.os, "geteuid", lambda: 1000)
+    with pytest.raises(InputError, match="qemu-x86_64-static and it is not on PATH: install"):
+        emulation.check(["x86-64-v1"], "m.yaml")
+    emulation.check([], "m.yaml")  # no floor cell selected: qemu is not needed
+
+
+def test_floor_entries_are_cells_of_their_own_with_scaled_timeouts(tmp_path: Path) -> None:
+    from harness import cells, matrix
+
+    path = tmp_path / "m.yaml"
+    path.write_text("package: {distribution: q_kangaroo, import: q_kangaroo}\n"
+                    "defaults: {timeout: 100, cpu_floor: x86-64-v2}\n"
+                    "environments:\n  venv: [{python: '3.12'}, {python: '3.12', cpu: floor}]\n"
+                    "  container: [{image: debian11-py3.9, cpu: 'Haswell,-avx2'}]\n")
+    made = {c.id: c for c in cells.expand(matrix.load(path))}
+    assert set(made) == {"venv-py3.12", "venv-py3.12-x86-64-v2",
+                         "docker-debian11-py3.9-Haswell-avx2"}
+    floor_cell = made["venv-py3.12-x86-64-v2"]
+    assert floor_cell.entry.cpu == "x86-64-v2"  # type: ignore[attr-defined]
+    assert floor_cell.timeout == 100 * emulation.BUDGET_FACTOR
+    assert "py3.12-venv-x86-64-v2" in floor_cell.aliases
