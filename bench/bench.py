@@ -10,10 +10,14 @@
 (d) scaling 10 -> 20 -> 40 cells (the default matrix repeated): marginal wall time per cell;
 (e) what ``--prepublish`` and two ``--shard`` processes add;
 (f) an emulated aarch64 cell against its native twin (bench/foreign_arch.py).
+(g) floor cells (``cpu:``, qemu-user): each against its native twin (whole cell, and the
+    package's process alone: the emulation factor budgets scale by), the default matrix's wall
+    time without and with them, and the audit's disassembly per MB of code.
 
 ``--profile`` instead breaks one full run down by phase (host and inside the cells; see
 harness/timing.py). A command whose numbers are quoted, never a timed test.
-Usage: ``python bench/bench.py [WHEEL] [--repeat N] [--select PAT] [--profile] [--quick]``.
+Usage: ``python bench/bench.py [WHEEL] [--repeat N] [--select PAT] [--profile] [--quick]
+[--floor]`` (``--floor``: section (g) only).
 """
 
 from __future__ import annotations
@@ -218,6 +222,61 @@ def print_profile(wheel: Path, selects: list[str], repeat: int,
 # ------------------------------------------------------------------------------ the bench
 
 
+def without_floor_cells(where: Path) -> Path:
+    """The default matrix minus its floor cells (entries with ``cpu``): the matrix before."""
+    data = yaml.safe_load((ROOT / "matrix.yaml").read_text())
+    data["package"]["reference"] = str(ROOT / data["package"]["reference"])
+    data["environments"] = {k: [e for e in v if "cpu" not in e]
+                            for k, v in data["environments"].items()}
+    path = where / "matrix-native.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def process_seconds(cell: dict[str, Any]) -> float:
+    """How long the package's own process ran (import, checks, provenance)."""
+    exit_ = next(c for c in cell["checks"] if c["name"] == "exit")
+    return float(exit_["data"].get("process_seconds") or 0.0)
+
+
+def print_floor(wheel: Path, repeat: int) -> None:
+    """(g): floor cells against their native twins; the default matrix before and after."""
+    from harness import isa
+
+    m = matrix.load(ROOT / "matrix.yaml")
+    cells = cells_mod.expand(m)
+    twins = {c.id: next(n.id for n in cells if n.kind == c.kind and n.id != c.id
+                        and c.id.startswith(n.id + "-"))
+             for c in cells if getattr(c.entry, "cpu", None)}
+    times = max(1, repeat - 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        native = without_floor_cells(Path(tmp))
+        t_before = median_of(times, lambda: harness_run(wheel, [], "--matrix", str(native)))
+    after: list[dict[str, Any]] = []
+    t_after = median_of(times, lambda: after.append(harness_run(wheel, [])))
+    by_id = [{c["id"]: c for c in r["cells"]} for r in after]
+    assert all(c["verdict"] == "PASS" for r in after for c in r["cells"]), "not all PASS"
+    print(f"(g) floor cells ({len(twins)}), median of {times}:")
+    for floor_id, twin in twins.items():
+        cell_s = [statistics.median(r[i]["seconds"] for r in by_id) for i in (floor_id, twin)]
+        proc_s = [statistics.median(process_seconds(r[i]) for r in by_id)
+                  for i in (floor_id, twin)]
+        print(f"    {floor_id:34s} {cell_s[0]:5.2f} s vs {twin} {cell_s[1]:5.2f} s "
+              f"(+{cell_s[0] - cell_s[1]:.2f} s); package process {proc_s[0]:5.2f} s vs "
+              f"{proc_s[1]:5.2f} s = {proc_s[0] / max(proc_s[1], 1e-3):4.1f}x")
+    print(f"    default matrix without floor cells {t_before:6.2f} s, with them {t_after:6.2f} s"
+          f" (+{t_after - t_before:.2f} s, {t_after / t_before:4.2f}x)")
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as zf:
+        objects = [zf.read(n) for n in zf.namelist() if ".so" in n]
+    start = time.perf_counter()
+    size = sum(isa.scan(data).code_bytes for data in objects if isa.is_x86_64(data))
+    spent = time.perf_counter() - start
+    print(f"    audit disassembly: {size / 1e6:.2f} MB of code in {spent:.2f} s = "
+          f"{spent / max(size / 1e6, 1e-6):.2f} s per MB")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("wheel", nargs="?", type=Path)
@@ -226,6 +285,7 @@ def main() -> int:
     p.add_argument("--profile", action="store_true", help="the phase breakdown only")
     p.add_argument("--against", type=Path, metavar="CHECKOUT",
                    help="--profile: another checkout's breakdown beside this one's")
+    p.add_argument("--floor", action="store_true", help="floor cells (g) only")
     p.add_argument("--quick", action="store_true",
                    help="skip the naive baseline, scaling, --prepublish and shards")
     args = p.parse_args()
@@ -238,6 +298,9 @@ def main() -> int:
                                   log=lambda line: None) if client else {}
     if args.profile:
         print_profile(wheel, args.select, args.repeat, args.against)
+        return 0
+    if args.floor:
+        print_floor(wheel, args.repeat)
         return 0
     cores = os.cpu_count() or 2
     jobs = m.jobs or cores
@@ -324,6 +387,8 @@ def main() -> int:
     if not args.quick:
         for line in foreign_arch.report(args.repeat):
             print(line)
+    if not args.quick and not args.select:
+        print_floor(wheel, args.repeat)
     print("    measured elsewhere: " + "; ".join(GOALS_ELSEWHERE))
     return 0
 

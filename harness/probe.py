@@ -563,7 +563,7 @@ def _allow_core() -> None:
     import resource
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
-    want = 1 << 31 if hard == resource.RLIM_INFINITY else min(hard, 1 << 31)
+    want = 512 << 20 if hard == resource.RLIM_INFINITY else min(hard, 512 << 20)
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CORE, (want, hard))
 
