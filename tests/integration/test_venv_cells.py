@@ -21,7 +21,7 @@ def test_each_fixture_wheel_gets_its_verdict_in_every_venv_cell(
         whole_matrix: Callable[[str], HarnessRun]) -> None:
     run = whole_matrix(variant)  # the container cells of the same run: test_container_cells
     cells = {k: c for k, c in run.cells().items() if c["kind"] == "venv"}
-    assert len(cells) == 5, run.output
+    assert len(cells) == 6, run.output  # 3.9-3.13, and 3.12 on the floor CPU (cpu: floor)
     assert_cells_match(variant, cells)
     assert run.returncode == (0 if variant == "good" else 1), run.output
     assert run.report is not None and run.report["wheel"]["file"] == wheels[variant].name
