@@ -73,6 +73,12 @@ def check(cpus: Iterable[str], source: str) -> None:
         qemu_binary(log=lambda line: print(line, file=sys.stderr))
 
 
+def says(cpu: Cpu) -> str:
+    """What a floor cell's TIMEOUT adds: the CPU and the scaled budgets."""
+    return (f"{cpu.label}: the package's process under qemu-user, the cell's time and step "
+            f"budgets x{BUDGET_FACTOR:g}")
+
+
 def level_number(level: str) -> int:
     """``x86-64-v3`` -> 3."""
     return int(level.rsplit("v", 1)[1])

@@ -62,8 +62,7 @@ def _run(facts: RunFacts) -> RunDoc:
     return {"infra_error": facts.infra_error, "forged": facts.forged,
             "probe_errors": list(facts.probe_errors), "timed_out": facts.timed_out,
             "returncode": facts.returncode, "seconds": round(facts.seconds, 3),
-            "stderr": facts.stderr, "fallback": facts.fallback, "emulated": facts.emulated,
-            "cpu_problem": facts.cpu_problem}
+            "stderr": facts.stderr, "fallback": facts.fallback, "cpu_problem": facts.cpu_problem}
 
 
 def _pick(pick: Predicted) -> PickDoc:
@@ -181,7 +180,7 @@ def result_from_json(cell: CellDoc) -> CellResult:
                      probe_errors=tuple(run["probe_errors"]), timed_out=run["timed_out"],
                      returncode=run["returncode"], seconds=run["seconds"],
                      stderr=run["stderr"], fallback=run["fallback"],
-                     emulated=run.get("emulated"), cpu_problem=run.get("cpu_problem")),
+                     cpu_problem=run.get("cpu_problem")),
         emulated=cell.get("emulated"))
 
 

@@ -54,7 +54,6 @@ class RunDoc(TypedDict):
     seconds: float
     stderr: str
     fallback: str | None  # the cell is uncovered: what a user there gets instead
-    emulated: NotRequired[str | None]  # a floor cell's CPU (qemu-user)
     cpu_problem: NotRequired[str | None]  # a floor cell's CPU had more than the level asked
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from harness import emulation, floor, outcome
+from harness import floor, outcome
 from harness.checks import OK, CheckResult, CheckStatus, Context, judge_step, signal_name
 from harness.matrix import CHECKS_AFTER, CHECKS_BEFORE, Package
 from harness.release import Pick, pick
@@ -85,7 +85,6 @@ class RunFacts:
     seconds: float = 0.0
     stderr: str = ""  # the tail the reason quotes
     fallback: str | None = None  # the cell is uncovered: what a user there gets instead
-    emulated: str | None = None  # a floor cell's CPU (qemu-user), said with a TIMEOUT
     cpu_problem: str | None = None  # a floor cell's CPU had more than the level asked
 
 
@@ -236,14 +235,12 @@ def judge_checks(run: ProbeRun, stream: EventStream, ctx: Context,
     return results
 
 
-def run_facts(run: ProbeRun, stream: EventStream, fallback: str | None = None,
-              emulated: str | None = None) -> RunFacts:
-    """What of the run and its event stream decides the verdict besides the checks
-    (``emulated``: the CPU a floor cell emulated, as reports say it)."""
+def run_facts(run: ProbeRun, stream: EventStream, fallback: str | None = None) -> RunFacts:
+    """What of the run and its event stream decides the verdict besides the checks."""
     return RunFacts(infra_error=run.infra_error, forged=stream.forged,
                     probe_errors=stream.errors, timed_out=run.timed_out,
                     returncode=run.returncode, seconds=run.seconds,
-                    stderr=run.stderr.strip()[-300:], fallback=fallback, emulated=emulated,
+                    stderr=run.stderr.strip()[-300:], fallback=fallback,
                     cpu_problem=floor.cpu_problem(stream.observed.get("exit")))
 
 
@@ -280,9 +277,7 @@ def conclude(run: RunFacts, results: Sequence[CheckResult]) -> tuple[Verdict, st
         return Verdict.FAIL, f"{failed.name}: {failed.detail}"
     if late or run.timed_out:
         return Verdict.TIMEOUT, (f"{late.name}: {late.detail}" if late
-                                 else f"cell timed out after {run.seconds:.0f}s") + (
-            f" under emulation ({run.emulated}; budgets x{emulation.BUDGET_FACTOR:g})"
-            if run.emulated else "")
+                                 else f"cell timed out after {run.seconds:.0f}s")
     if run.probe_errors:
         return Verdict.ERROR, "probe error: " + "; ".join(run.probe_errors)
     missing = [r.name for r in results if r.status not in OK]
@@ -331,8 +326,7 @@ def judge(run: ProbeRun, *, cell_id: str, kind: str, release: Release,
     ctx = Context(wheel=tested_wheel(release, base), package=package, facts=stream.facts,
                   release=release, pick=chosen)
     results = judge_checks(run, stream, ctx, uncovered=uncovered)
-    facts = run_facts(run, stream, guess.fallback if uncovered and guess is not None else None,
-                      emulated)
+    facts = run_facts(run, stream, guess.fallback if uncovered and guess is not None else None)
     verdict, reason = conclude(facts, results)
     exited = stream.observed.get("exit") or {}
     return replace(base, verdict=verdict, reason=reason, checks=tuple(results), run=facts,

@@ -114,7 +114,6 @@ class ProbeSpec:
         ``emulator``: the package's process runs under it, its step budgets scaled)."""
         pkg = self.package
         files = self.release.files
-        scale = emulation.BUDGET_FACTOR if emulator else 1.0
         return json.dumps({
             "mode": "cell", "uv": uv, "workdir": workdir, "linger": linger,
             **({"profile": True} if timing.enabled() else {}),
@@ -131,7 +130,8 @@ class ProbeSpec:
                 "extensions": [],  # the installed file's, once the probe knows which
                 "skip_extensions": list(pkg.skip_extensions),
                 "checks": [c.to_probe() for c in pkg.checks],
-                "budgets": {k: v * scale for k, v in pkg.step_budgets().items()},
+                "budgets": (pkg.scaled(emulation.BUDGET_FACTOR) if emulator
+                            else pkg).step_budgets(),
                 "reference": pkg.reference.to_probe() if pkg.reference else None,
             },
         })

@@ -184,6 +184,8 @@ class ContainerEnvironment(CellEnvironment):
         super().__init__()
         self.cpu, self.qemu = cpu, qemu  # floor cells: qemu-user is copied into the cell
         self.emulated = cpu.label if cpu else None
+        if cpu is not None:
+            self.emulation = emulation.says(cpu)
         self.client = client
         self.image = image
         self.python = python

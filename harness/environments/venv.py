@@ -36,6 +36,7 @@ class VenvEnvironment(LocalProcessEnvironment):
         self.sandbox = sandbox
         self.emulator = emulator  # floor cells: the package's process runs under qemu-user
         self.emulated = emulator.cpu.label if emulator else None
+        self.emulation = emulation.says(emulator.cpu) if emulator else None
 
     def where(self, spec: ProbeSpec, venv_made_by: str) -> Where:
         """The host's paths, and the emulator (the host's static qemu) for a floor cell."""

@@ -146,10 +146,11 @@ def test_a_cell_whose_cpu_had_more_than_the_floor_proves_nothing() -> None:
 
 
 def test_a_timeout_under_emulation_says_so() -> None:
-    result = judge_one(passing_events(exit=None, provenance=None), timed_out=True,
-                       seconds=30.0, emulated="x86-64-v1 (qemu -cpu qemu64)")
-    assert result.verdict is Verdict.TIMEOUT and "under emulation" in result.reason
-
+    """The runner adds a cell's ``emulation`` to its TIMEOUT reason: a floor cell's says
+    which CPU and the factor its budgets grew by."""
+    said = emulation.says(emulation.resolve("x86-64-v1"))
+    assert said.startswith("x86-64-v1 (qemu -cpu qemu64")
+    assert f"x{emulation.BUDGET_FACTOR:g}" in said
 
 def test_no_qemu_and_no_way_to_install_it_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(emulation.shutil, "which", lambda name: None)
