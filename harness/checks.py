@@ -413,6 +413,19 @@ def compare(got: object, expected: object) -> tuple[bool, str, dict[str, object]
     return False, f"got {repr(got)[:200]}, expected {repr(expected)[:200]}", {}
 
 
+def _type_only(got: object, expected: object) -> str | None:
+    """'2' (str) against 2 (int): equal once both are strings, but of other types (first
+    differing term of a list); None otherwise."""
+    if isinstance(got, list) and isinstance(expected, list) and len(got) == len(expected):
+        bad = [(a, b) for a, b in zip(got, expected, strict=True) if a != b]
+        return _type_only(*bad[0]) if bad and all(
+            _type_only(a, b) for a, b in bad) else None
+    if type(got) is not type(expected) and str(got) == str(expected):
+        return (f"{got!r} ({type(got).__name__}), expected {expected!r} "
+                f"({type(expected).__name__})")
+    return None
+
+
 def declared(obs: Observation, ctx: Context) -> CheckResult:
     """A declared check: its expression's value equals the expected one.  What the wheel
     raised is a FAIL; a mistake in the matrix (unknown name, a failing expected value) is
@@ -436,6 +449,13 @@ def declared(obs: Observation, ctx: Context) -> CheckResult:
                                   f"{bad['message']}", data={**meta, "exception": bad})
     got, expected = obs.get("got"), obs["expected"]
     ok, detail, diff = compare(got, expected)
+    typed = _type_only(got, expected)
+    if not ok and typed:
+        return CheckResult(name=name, status=CheckStatus.ERROR, seconds=obs.get("seconds"),
+                           detail=f"{expr} gave {typed}: the values differ only in type; "
+                                  "write the expected value in the type the expression "
+                                  "returns (or convert it in the expression)",
+                           data={**meta, **diff})
     width = bits(expected)
     summary = (f"{len(expected)} terms, up to 2^{width}" if isinstance(expected, list)
                else repr(expected)[:80])

@@ -59,13 +59,13 @@ def _not_bundled(ctx: Context) -> Diagnosis:
             title=f"the bundled lib{lib} is not found by the loader",
             advice=f"The wheel ships {name} but the objects that need it cannot find it: their "
                    f"RPATH/RUNPATH ({paths}) must point at $ORIGIN/../"
-                   f"{ctx.package.import_name}.libs. Repair the wheel with maturin's repair "
+                   f"{_auditwheel_libs(ctx)}. Repair the wheel with maturin's repair "
                    "step or auditwheel instead of editing it by hand.")
     if name in needed and re.search(r"-[0-9a-f]{8}\.so", name):
         return Diagnosis(
             title=f"the bundled lib{lib} is missing from the wheel",
             advice=f"The extension was repaired (it needs the bundled {name}) but the wheel has "
-                   f"no such file: something removed {ctx.package.import_name}.libs/ after the "
+                   f"no such file: something removed {_auditwheel_libs(ctx)}/ after the "
                    "repair step (re-packing, a MANIFEST filter, a stale copy). Publish the wheel "
                    "maturin/auditwheel wrote, untouched.")
     platform = sorted({t.platform for t in ctx.wheel.tags if t.platform.startswith("many")})
@@ -77,7 +77,7 @@ def _not_bundled(ctx: Context) -> Diagnosis:
                f"wheel carries no copy of it; a machine without lib{lib} cannot import it."
                f"{promise} Fix: build with maturin's repair step (do not pass `--auditwheel "
                f"skip`) or run `auditwheel repair` on the wheel, so lib{lib} is copied into "
-               f"{ctx.package.import_name}.libs/.")
+               f"{_auditwheel_libs(ctx)}/.")
 
 
 def _renamed(ctx: Context) -> Diagnosis:
@@ -227,6 +227,12 @@ REPAIR_TOOLS = {
     "darwin": ("delocate", "delocate-wheel -w fixed -v WHEEL"),
 }
 _ABSOLUTE_PREFIXES = ("/opt/homebrew/", "/usr/local/", "/opt/local/", "/sw/")
+
+
+def _auditwheel_libs(ctx: Context) -> str:
+    """auditwheel's (and maturin's) directory of bundled libraries: the distribution's name as
+    the wheel file spells it (pillow.libs, pyzmq.libs, python_flint.libs), not the import name."""
+    return ctx.wheel.filename.split("-", 1)[0] + ".libs"
 
 
 def _libs_dir(ctx: Context, platform: str) -> str:

@@ -919,13 +919,15 @@ def _reference(package: dict[str, Any]) -> tuple[object, dict[str, object] | Non
     return module, None
 
 
-def _raised_in_expression(exc: BaseException) -> bool:
-    """A NameError raised by the matrix's expression itself: a name unknown to the matrix."""
+def _raised_in_expression(exc: BaseException, reference: str = "") -> bool:
+    """The matrix's own mistake: a NameError raised by the expression itself (a name unknown
+    to the matrix), or anything raised inside the matrix's reference module."""
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
-    return isinstance(exc, NameError) and tb is not None and (
-        tb.tb_frame.f_code.co_filename == "<string>")
+    where = tb.tb_frame.f_code.co_filename if tb is not None else ""
+    return (isinstance(exc, NameError) and where == "<string>") or bool(
+        reference and where == reference)
 
 
 def observe_declared(module: object, package: dict[str, Any]) -> None:
@@ -942,7 +944,8 @@ def observe_declared(module: object, package: dict[str, Any]) -> None:
             got = _normalise(eval(decl["expr"], namespace))
         except BaseException as exc:
             observed(decl["name"], exception=_exception(exc), seconds=time.monotonic() - start,
-                     matrix_name_error=_raised_in_expression(exc))
+                     matrix_name_error=_raised_in_expression(
+                         exc, (package.get("reference") or {}).get("path", "")))
             continue
         seconds = time.monotonic() - start
         try:  # from here on a failure is the matrix's, not the wheel's

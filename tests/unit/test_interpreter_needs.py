@@ -168,3 +168,40 @@ def test_dotted_version_from(source: str, value: str) -> None:
     module = types.SimpleNamespace(__version__="1.0", version=lambda: "1.0",
                                    meta=types.SimpleNamespace(version="2.0", get=lambda: "2.0"))
     assert probe._version_value(module, source) == value
+
+
+def test_a_value_differing_only_in_type_is_the_matrixs_error() -> None:
+    ctx = Context(wheel=CTX.wheel, facts=FACTS_311, package=PACKAGE)
+    result = checks.declared(observed("partition_gf", got="2", expected=2), ctx)
+    assert result.status is CheckStatus.ERROR
+    assert "gave '2' (str), expected 2 (int): the values differ only in type" in result.detail
+    listed = checks.declared(observed("partition_gf", got=[1, "2"], expected=[1, 2]), ctx)
+    assert listed.status is CheckStatus.ERROR
+    wrong = checks.declared(observed("partition_gf", got=[1, 3], expected=[1, 2]), ctx)
+    assert wrong.status is CheckStatus.FAIL
+
+
+def test_an_exception_inside_the_reference_module_is_the_matrixs() -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile("def f():\n    return 1 / 0\n", "ref.py", "exec"), namespace)
+    try:
+        eval("f()", namespace)
+    except ZeroDivisionError as exc:
+        assert probe._raised_in_expression(exc, "ref.py")
+        assert not probe._raised_in_expression(exc, "")
+    try:
+        eval("undefined_name", {})
+    except NameError as exc:
+        assert probe._raised_in_expression(exc)
+
+
+def test_advice_names_the_libs_directory_as_auditwheel_does() -> None:
+    import types
+
+    from harness import diagnosis
+
+    wheel = dataclasses.replace(make_wheel(), path=Path(
+        "/w/python_flint-0.7.1-cp312-cp312-manylinux_2_17_x86_64.whl"))
+    ctx: Any = types.SimpleNamespace(wheel=wheel, package=dataclasses.replace(
+        PACKAGE, import_name="flint"))
+    assert diagnosis._auditwheel_libs(ctx) == "python_flint.libs"
