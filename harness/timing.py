@@ -1,6 +1,6 @@
 """Phase timing for ``nox -s bench -- --profile``: off by default, a no-op when off.
 
-``Q_KANGAROO_SMOKE_PROFILE=FILE`` turns it on: ``mark(label)`` notes when a phase *ended*
+``Q_KANGAROO_PROFILE=FILE`` turns it on: ``mark(label)`` notes when a phase *ended*
 (wall clock, per thread; a phase lasts from the thread's previous mark), ``begin(cell)`` starts
 a cell's sequence on its worker thread, ``probe(cell, events)`` adds the probe's own marks
 (``timing`` events, same clock: a container shares the host's kernel), and ``write()`` saves
@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-ENV = "Q_KANGAROO_SMOKE_PROFILE"
+ENV = "Q_KANGAROO_PROFILE"
 
 #: (thread, cell or "", label, wall time); None when profiling is off
 _marks: list[tuple[str, str, str, float]] | None = [] if os.environ.get(ENV) else None
