@@ -23,7 +23,7 @@ from __future__ import annotations
 import concurrent.futures
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
@@ -140,6 +140,7 @@ def decide(release: ReleaseSet, audit: AuditReport, report: ReportDoc,
         issues.append(Issue(source="cell", code="no-cells", severity="error", file="(release)",
                             message="no cell ran: nothing was proven to install and work",
                             fix="select at least one cell (python -m harness --list)"))
+    issues = grouped(issues)
     blockers = tuple(i for i in issues if i.severity in ("blocker", "error"))
     warnings = tuple(i for i in issues if i.severity == "warning")
     go = not blockers
@@ -192,6 +193,44 @@ def _accepts(promise: tuple[str, tuple[int, int], bool], version: tuple[int, int
     if impl == "PyPy":
         return False
     return (version >= floor and version[0] == floor[0]) if open_ended else version == floor
+
+
+_LIBRARY = re.compile(r"\blib[\w+.-]*?\.(so|dylib|dll)[\w.]*", re.IGNORECASE)
+
+
+def _subject(issue: Issue) -> str:
+    """What one of several findings of the same cause is about: its cell, else the file the
+    message starts with (an extension's path)."""
+    if issue.source == "cell" and issue.cells:
+        return ", ".join(issue.cells)
+    return issue.message.split(" ", 1)[0]
+
+
+def grouped(issues: Sequence[Issue]) -> list[Issue]:
+    """One finding per cause: issues of one (code, library, file) with the same fix become one,
+    listing every cell and extension it was seen in."""
+    groups: dict[tuple[str, ...], list[Issue]] = {}
+    for issue in issues:
+        library = _LIBRARY.search(issue.message)
+        key = (issue.source, issue.code, issue.severity, issue.file, issue.fix,
+               library.group(0) if library else "")
+        groups.setdefault(key, []).append(issue)
+    out = []
+    for same in groups.values():
+        first = same[0]
+        if len(same) == 1:
+            out.append(first)
+            continue
+        cells = tuple(dict.fromkeys(c for i in same for c in i.cells))
+        if first.source == "cell":
+            detail = first.message.split(": ", 1)[-1] if first.cells else first.message
+            message = f"{', '.join(cells)}: {detail}"
+        else:
+            others = list(dict.fromkeys(_subject(i) for i in same[1:]))
+            message = (f"{first.message} (the same in {len(others)} more: "
+                       f"{', '.join(others[:6])}{', …' if len(others) > 6 else ''})")
+        out.append(replace(first, message=message, cells=cells))
+    return out
 
 
 def _graded(policy: ReleasePolicy, source: Source, code: str, file: str, message: str,

@@ -205,3 +205,21 @@ def test_advice_names_the_libs_directory_as_auditwheel_does() -> None:
     ctx: Any = types.SimpleNamespace(wheel=wheel, package=dataclasses.replace(
         PACKAGE, import_name="flint"))
     assert diagnosis._auditwheel_libs(ctx) == "python_flint.libs"
+
+
+def test_one_finding_per_cause() -> None:
+    unbundled = [gate.Issue(source="audit", code="unbundled-library", severity="blocker",
+                            file="f.whl", fix="repair", message=f"flint/{m}.so NEEDs "
+                            "libgmp.so.10 from the system; the matrix says libgmp must be "
+                            "bundled") for m in ("_a", "_b", "_c")]
+    other_lib = dataclasses.replace(unbundled[0], message="flint/_a.so NEEDs libflint.so.19 "
+                                    "from the system")
+    cell = [gate.Issue(source="cell", code="cell-fail", severity="blocker", file="f.whl",
+                       fix="same advice", cells=(c,), message=f"{c}: FAIL: provenance: x")
+            for c in ("venv-py3.12", "venv-py3.9")]
+    out = gate.grouped([*unbundled, other_lib, *cell])
+    assert len(out) == 3
+    assert out[0].message.endswith("(the same in 2 more: flint/_b.so, flint/_c.so)")
+    assert out[1] == other_lib
+    assert out[2].message == "venv-py3.12, venv-py3.9: FAIL: provenance: x"
+    assert out[2].cells == ("venv-py3.12", "venv-py3.9")
