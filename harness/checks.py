@@ -12,7 +12,7 @@ import fnmatch
 import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
@@ -37,6 +37,32 @@ class CheckStatus(enum.Enum):
 
 OK = frozenset({CheckStatus.PASS, CheckStatus.SKIP})
 
+#: every check result's stable code: what the diagnosis and the reports key on (the detail
+#: is prose for people and may change)
+CheckCode = Literal[
+    "tags-ok", "tags-missing", "tags-lie", "tags-unverified",
+    "sterility-ok", "sterility-leak",
+    "install-ok", "install-failed", "install-tag-refused", "install-uncovered",
+    "install-staged-mismatch", "install-unidentified", "install-pick-mismatch",
+    "install-dependencies",
+    "import-ok", "import-raised", "import-extension-failed", "import-outside-site-packages",
+    "import-unrecorded", "import-required-unavailable",
+    "version-ok", "version-mismatch",
+    "provenance-ok", "provenance-outside", "provenance-resolved-outside",
+    "provenance-unobservable", "provenance-unsupported",
+    "exit-ok", "exit-failed",
+    "check-ok", "check-wrong", "check-raised", "check-matrix-error",
+    "not-run", "step-timeout", "cell-timeout", "died-before-reporting", "cpu-fault",
+]
+CODES: frozenset[str] = frozenset(get_args(CheckCode))
+
+
+def check_code(text: object) -> CheckCode:
+    """A code read back from a report (ValueError for one this harness does not know)."""
+    if text not in CODES:
+        raise ValueError(f"unknown check code {text!r}")
+    return cast(CheckCode, text)
+
 
 @dataclass(frozen=True, kw_only=True)
 class CheckResult:
@@ -44,6 +70,7 @@ class CheckResult:
 
     name: str
     status: CheckStatus
+    code: CheckCode
     detail: str = ""
     seconds: float | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
@@ -65,10 +92,11 @@ Observation = Mapping[str, Any]
 Judge = Callable[[Observation, Context], CheckResult]
 
 
-def _result(name: str, status: CheckStatus, detail: str, obs: Observation,
+def _result(name: str, status: CheckStatus, code: CheckCode, detail: str, obs: Observation,
             **extra: Any) -> CheckResult:
     data = {k: v for k, v in obs.items() if k not in ("event", "step")}
-    return CheckResult(name=name, status=status, detail=detail, seconds=obs.get("seconds"),
+    return CheckResult(name=name, status=status, code=code, detail=detail,
+                       seconds=obs.get("seconds"),
                        data={**data, **extra})
 
 
@@ -123,13 +151,15 @@ def tags_check(obs: Observation, ctx: Context) -> CheckResult:
                 if missing else []) + tag_lies(wheel)
     if problems:
         return CheckResult(name="tags", status=CheckStatus.FAIL, detail="; ".join(problems),
-                           data=data, seconds=0.0)
+                           code="tags-missing" if missing else "tags-lie", data=data,
+                           seconds=0.0)
     if wheel.audit is not None and wheel.audit.error:
-        return CheckResult(name="tags", status=CheckStatus.ERROR, data=data, seconds=0.0,
+        return CheckResult(name="tags", status=CheckStatus.ERROR, code="tags-unverified",
+                           data=data, seconds=0.0,
                            detail=f"auditwheel could not analyse the wheel, so its manylinux "
                                   f"tags are unverified: {wheel.audit.error}")
-    return CheckResult(name="tags", status=CheckStatus.PASS, detail=", ".join(have), data=data,
-                       seconds=0.0)
+    return CheckResult(name="tags", status=CheckStatus.PASS, code="tags-ok",
+                       detail=", ".join(have), data=data, seconds=0.0)
 
 
 # ---------------------------------------------------------------- cell steps
@@ -182,7 +212,8 @@ def sterility(obs: Observation, ctx: Context) -> CheckResult:
     note = "; ".join(f"lib{lib} stays visible: the interpreter needs {', '.join(paths)}"
                      for lib, paths in kept.items())
     detail = "; ".join(problems) if problems else note
-    return _result("sterility", status, detail, obs, problems=problems, kept=kept)
+    return _result("sterility", status, "sterility-leak" if problems else "sterility-ok",
+                   detail, obs, problems=problems, kept=kept)
 
 
 def marker_environment(facts: Mapping[str, Any]) -> dict[str, str]:
@@ -265,29 +296,33 @@ def install(obs: Observation, ctx: Context) -> CheckResult:
     RECORD hashes), pip's tag rule holds whatever it did, and its requirements are met."""
     staged = _staged_problem(obs, ctx)
     if staged:
-        return _result("install", CheckStatus.ERROR, staged, obs)
+        return _result("install", CheckStatus.ERROR, "install-staged-mismatch", staged, obs)
     rc = obs.get("returncode")
     if rc != 0:
-        return _result("install", CheckStatus.FAIL, str(obs.get("output", "")), obs)
+        return _result("install", CheckStatus.FAIL, "install-failed",
+                       str(obs.get("output", "")), obs)
     installed = obs.get("installed") or {}
     file = installed.get("file")
     if file is None:
         matches = list(obs.get("matches", []))
-        return _result("install", CheckStatus.ERROR, "could not tell which wheel of the set "
+        return _result("install", CheckStatus.ERROR, "install-unidentified",
+                       "could not tell which wheel of the set "
                        "the installer installed (" + (f"{len(matches)} staged wheels match the "
                        "installed files: " + ", ".join(matches) if matches else
                        "no staged wheel's RECORD matches the installed files") + ")", obs)
     wheel = ctx.wheel
     if ctx.facts and not tags.compatible(wheel.tags, ctx.facts):
-        return _result("install", CheckStatus.FAIL,
+        return _result("install", CheckStatus.FAIL, "install-tag-refused",
                        f"ERROR: {wheel.filename} is not a supported wheel on this platform "
                        f"({tags.describe(ctx.facts)}). (the installer accepted it; pip would "
                        "not)", obs, tag_refused=True)
-    problem = _pick_problem(file, ctx) or _dependency_problem(obs, ctx)
-    if problem:
-        return _result("install", CheckStatus.ERROR, problem, obs)
-    return _result("install", CheckStatus.PASS, f"{file} (sha256 {installed.get('sha256', '')[:16]}"
-                   "…), the wheel pip picks here", obs)
+    if problem := _pick_problem(file, ctx):
+        return _result("install", CheckStatus.ERROR, "install-pick-mismatch", problem, obs)
+    if problem := _dependency_problem(obs, ctx):
+        return _result("install", CheckStatus.ERROR, "install-dependencies", problem, obs)
+    return _result("install", CheckStatus.PASS, "install-ok",
+                   f"{file} (sha256 {installed.get('sha256', '')[:16]}…), the wheel pip picks "
+                   "here", obs)
 
 
 def _inside(path: str, dirs: list[str]) -> bool:
@@ -325,7 +360,8 @@ def import_(obs: Observation, ctx: Context) -> CheckResult:
     name = ctx.package.import_name
     exc = obs.get("exception")
     if exc:
-        return _result("import", CheckStatus.FAIL, f"{exc['type']}: {exc['message']}", obs)
+        return _result("import", CheckStatus.FAIL, "import-raised",
+                       f"{exc['type']}: {exc['message']}", obs)
     site = list(obs.get("site_packages", []))
     files = list(dict.fromkeys(obs.get("modules", {}).values()))
     recorded = set(obs.get("in_record", []))
@@ -348,22 +384,26 @@ def import_(obs: Observation, ctx: Context) -> CheckResult:
     extra = {"notes": notes, "skipped_optional": skipped}
     if broken:
         ext, failure = broken[0]["module"], broken[0]["exception"]
-        return _result("import", CheckStatus.FAIL, f"{name} imported, but its extension {ext} "
+        return _result("import", CheckStatus.FAIL, "import-extension-failed",
+                       f"{name} imported, but its extension {ext} "
                        f"does not load ({failure['type']}: {failure['message']})", obs,
                        exception=failure, **extra)
     if outside:
-        return _result("import", CheckStatus.FAIL, "imported from outside site-packages "
+        return _result("import", CheckStatus.FAIL, "import-outside-site-packages",
+                       "imported from outside site-packages "
                        f"({', '.join(site)}): {', '.join(outside)}", obs, **extra)
     if unrecorded:
-        return _result("import", CheckStatus.FAIL, "module files not listed in the installed "
+        return _result("import", CheckStatus.FAIL, "import-unrecorded",
+                       "module files not listed in the installed "
                        "wheel's RECORD: " + ", ".join(unrecorded), obs, **extra)
     if required:
         ext, cause = next(iter(required.items()))
-        return _result("import", CheckStatus.ERROR, f"the matrix requires {ext}, which cannot "
+        return _result("import", CheckStatus.ERROR, "import-required-unavailable",
+                       f"the matrix requires {ext}, which cannot "
                        f"load in this cell: {_optional_part(cause)}; run it on a Python that "
                        f"has {cause.get('module')}, or drop it from package.extensions.require",
                        obs, **extra)
-    return _result("import", CheckStatus.PASS, f"from {obs.get('file')}" + (
+    return _result("import", CheckStatus.PASS, "import-ok", f"from {obs.get('file')}" + (
         f" ({len(skipped)} extension(s) skipped-optional)" if skipped else ""), obs, **extra)
 
 
@@ -381,10 +421,12 @@ def version(obs: Observation, ctx: Context) -> CheckResult:
     values = obs.get("values", {})
     wrong = {k: v for k, v in values.items() if not same_version(v, expected)}
     if wrong:
-        return _result("version", CheckStatus.FAIL, f"expected {expected} (wheel) but "
+        return _result("version", CheckStatus.FAIL, "version-mismatch",
+                       f"expected {expected} (wheel) but "
                        + ", ".join(f"{k} = {v!r}" for k, v in wrong.items()), obs,
                        expected=expected)
-    return _result("version", CheckStatus.PASS, expected, obs, expected=expected)
+    return _result("version", CheckStatus.PASS, "version-ok", expected, obs,
+                   expected=expected)
 
 
 def bits(value: object) -> int:
@@ -439,19 +481,22 @@ def declared(obs: Observation, ctx: Context) -> CheckResult:
         own = bool(obs.get("matrix_name_error"))
         whose = "the matrix's expression " if own else ""
         return CheckResult(name=name, status=CheckStatus.ERROR if own else CheckStatus.FAIL,
+                           code="check-matrix-error" if own else "check-raised",
                            detail=f"{whose}{expr} raised {exc['type']}: {exc['message']}",
                            seconds=obs.get("seconds"), data={**meta, "exception": exc})
     bad = obs.get("expected_exception")
     if bad or "expected" not in obs:
         bad = bad or {"type": "?", "message": "no expected value observed"}
-        return CheckResult(name=name, status=CheckStatus.ERROR, seconds=obs.get("seconds"),
+        return CheckResult(name=name, status=CheckStatus.ERROR, code="check-matrix-error",
+                           seconds=obs.get("seconds"),
                            detail=f"the matrix's expected value failed: {bad['type']}: "
                                   f"{bad['message']}", data={**meta, "exception": bad})
     got, expected = obs.get("got"), obs["expected"]
     ok, detail, diff = compare(got, expected)
     typed = _type_only(got, expected)
     if not ok and typed:
-        return CheckResult(name=name, status=CheckStatus.ERROR, seconds=obs.get("seconds"),
+        return CheckResult(name=name, status=CheckStatus.ERROR, code="check-matrix-error",
+                           seconds=obs.get("seconds"),
                            detail=f"{expr} gave {typed}: the values differ only in type; "
                                   "write the expected value in the type the expression "
                                   "returns (or convert it in the expression)",
@@ -460,6 +505,7 @@ def declared(obs: Observation, ctx: Context) -> CheckResult:
     summary = (f"{len(expected)} terms, up to 2^{width}" if isinstance(expected, list)
                else repr(expected)[:80])
     return CheckResult(name=name, status=CheckStatus.PASS if ok else CheckStatus.FAIL,
+                       code="check-ok" if ok else "check-wrong",
                        detail=summary if ok else detail, seconds=obs.get("seconds"),
                        data={**meta, "expected_bits": width, **diff})
 
@@ -515,10 +561,12 @@ def provenance(obs: Observation, ctx: Context) -> CheckResult:
     itself needs (CPython's own _lzma and the system's liblzma) may be mapped beside the
     wheel's copy: only what the package's files resolve counts."""
     if obs.get("mapped") is None and obs.get("error"):
-        return _result("provenance", CheckStatus.ERROR, "cannot list the modules the process "
+        return _result("provenance", CheckStatus.ERROR, "provenance-unobservable",
+                       "cannot list the modules the process "
                        f"loaded: {obs['error']}", obs)
     if obs.get("mapped") is None:
-        return _result("provenance", CheckStatus.SKIP, "no /proc/self/maps on this system", obs)
+        return _result("provenance", CheckStatus.SKIP, "provenance-unsupported",
+                       "no /proc/self/maps on this system", obs)
     mapped = list(obs["mapped"])
     seen = mapped + [p for p in obs.get("loader_log", []) if p not in mapped]
     sonames, recorded = obs.get("sonames", {}), set(obs.get("in_record", []))
@@ -530,23 +578,24 @@ def provenance(obs: Observation, ctx: Context) -> CheckResult:
             "resolutions": [vars(r) for r in resolved]}
     wrong = [r for r in resolved if r.path is not None and not r.inside]
     if wrong:
-        return _result("provenance", CheckStatus.FAIL, "; ".join(
+        return _result("provenance", CheckStatus.FAIL, "provenance-resolved-outside", "; ".join(
             f"{_base(r.file)} NEEDs {r.needed}, resolved to {r.path}, outside the wheel"
             for r in wrong), obs, **data)
     outside = [p for lib, hits in found.items() if lib not in kept
                for p in hits if p not in recorded]
     if outside:
-        return _result("provenance", CheckStatus.FAIL, "loaded from outside the wheel: "
-                       + ", ".join(outside), obs, **data)
+        return _result("provenance", CheckStatus.FAIL, "provenance-outside",
+                       "loaded from outside the wheel: " + ", ".join(outside), obs, **data)
     proven = [f"{_base(r.file)} -> {r.path}" for r in resolved if r.path]
     if proven:
         files = len({r.file for r in resolved})
-        return _result("provenance", CheckStatus.PASS, f"{files} file(s) of the package "
+        return _result("provenance", CheckStatus.PASS, "provenance-ok",
+                       f"{files} file(s) of the package "
                        f"resolved every bundled library inside the wheel: "
                        + ", ".join(proven), obs, **data)
     hits = [p for lib, paths in found.items() if lib not in kept for p in paths]
     libs = ", ".join("lib" + lib for lib in ctx.package.bundled_libraries)
-    return _result("provenance", CheckStatus.PASS, ", ".join(hits) if hits else
+    return _result("provenance", CheckStatus.PASS, "provenance-ok", ", ".join(hits) if hits else
                    f"no {libs} mapped: the package loaded none (linked statically, or no "
                    "native code)", obs, **data)
 
@@ -557,9 +606,10 @@ def exit_(obs: Observation, ctx: Context) -> CheckResult:
     tail = str(obs.get("stderr", "")).strip()[-800:]
     data = {"returncode": rc, "process_seconds": obs.get("seconds")}
     if rc == 0:
-        return CheckResult(name="exit", status=CheckStatus.PASS, detail="exit status 0",
+        return CheckResult(name="exit", status=CheckStatus.PASS, code="exit-ok",
+                           detail="exit status 0",
                            data=data)
-    return CheckResult(name="exit", status=CheckStatus.FAIL, data=data,
+    return CheckResult(name="exit", status=CheckStatus.FAIL, code="exit-failed", data=data,
                        detail=f"the Python process ended with {signal_name(rc)} after the "
                               "checks (atexit handlers, finalisers)" + (f": {tail}" if tail
                                                                          else ""))

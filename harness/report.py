@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness import outcome, summary
+from harness.checks import check_code
 from harness.errors import HarnessError
 from harness.report_schema import (
     SCHEMA_VERSION,
@@ -71,7 +72,7 @@ def _pick(pick: Predicted) -> PickDoc:
 
 
 def _check(c: CheckResult) -> CheckDoc:
-    return {"name": c.name, "status": c.status.value, "detail": c.detail,
+    return {"name": c.name, "status": c.status.value, "code": c.code, "detail": c.detail,
             "seconds": None if c.seconds is None else round(c.seconds, 3), "data": dict(c.data)}
 
 
@@ -164,8 +165,8 @@ def result_from_json(cell: CellDoc) -> CellResult:
         cell_id=cell["id"], kind=cell["kind"], verdict=Verdict(cell["verdict"]),
         reason=cell.get("reason", ""),
         checks=tuple(CheckResult(name=c["name"], status=CheckStatus(c["status"]),
-                                 detail=c.get("detail", ""), seconds=c.get("seconds"),
-                                 data=c.get("data") or {})
+                                 code=check_code(c["code"]), detail=c.get("detail", ""),
+                                 seconds=c.get("seconds"), data=c.get("data") or {})
                      for c in cell.get("checks", [])),
         facts=cell.get("interpreter") or {}, environment=cell.get("environment") or {},
         seconds=cell.get("seconds") or 0.0,

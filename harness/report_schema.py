@@ -11,8 +11,9 @@ from typing_extensions import NotRequired, TypedDict
 
 from harness.errors import InputError
 
-#: 2: per cell ``run`` (what decides the verdict besides the checks), ``release.coverage``
-SCHEMA_VERSION = 2
+#: 2: per cell ``run`` (what decides the verdict besides the checks), ``release.coverage``;
+#: 3: per check its stable ``code`` (harness.checks.CheckCode)
+SCHEMA_VERSION = 3
 
 
 class CheckDoc(TypedDict):
@@ -20,6 +21,7 @@ class CheckDoc(TypedDict):
 
     name: str
     status: str  # harness.checks.CheckStatus values: pass, fail, error, timeout, skip, not run
+    code: str  # harness.checks.CheckCode: what diagnoses key on
     detail: str
     seconds: float | None
     data: dict[str, Any]

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from harness import timing
+from harness import advice, timing
 from harness.cells import Cell
 from harness.checks import CheckStatus
 from harness.diagnosis import explain
@@ -148,7 +148,7 @@ def run_directory(wheels: Sequence[Path], dependencies: Path | None = None
 def error_result(cell: Cell, package: Package, reason: str) -> CellResult:
     """A cell that could not be run at all."""
     return CellResult(cell_id=cell.id, kind=cell.kind, verdict=Verdict.ERROR, reason=reason,
-                      checks=tuple(CheckResult(name=n, status=CheckStatus.NOT_RUN)
+                      checks=tuple(CheckResult(name=n, status=CheckStatus.NOT_RUN, code="not-run")
                                    for n in check_order(package)))
 
 
@@ -192,7 +192,9 @@ def run_cell(cell: Cell, ctx: RunContext, factory: EnvironmentFactory) -> CellRe
     timing.mark("judge")
     if result.verdict is Verdict.UNCOVERED and len(ctx.release.wheels) > 1:
         return result  # the fallback says it all; no one wheel to blame
-    explained = explain(result, tested_wheel(ctx.release, result), ctx.package)
+    sdist = ctx.release.files.sdist
+    explained = explain(result, tested_wheel(ctx.release, result), ctx.package,
+                        advice.source_of(sdist.path if sdist is not None else None))
     timing.mark("diagnosis")
     return explained
 

@@ -182,13 +182,14 @@ def _unreported(name: str, run: ProbeRun, stream: EventStream, results: list[Che
     over = exited.get("over_budget") if exited else None
     installed = any(r.name == "install" and r.status is CheckStatus.PASS for r in results)
     if blocked:
-        return CheckResult(name=name, status=CheckStatus.NOT_RUN)
+        return CheckResult(name=name, status=CheckStatus.NOT_RUN, code="not-run")
     if over and over.get("step") == name:
-        return CheckResult(name=name, status=CheckStatus.TIMEOUT, data=dict(over),
+        return CheckResult(name=name, status=CheckStatus.TIMEOUT, code="step-timeout",
+                           data=dict(over),
                            detail=f"no result within its {over.get('budget'):g}s budget "
                                   "(stopped by the probe)")
     if run.timed_out and stream.running in (name, None):
-        return CheckResult(name=name, status=CheckStatus.TIMEOUT,
+        return CheckResult(name=name, status=CheckStatus.TIMEOUT, code="cell-timeout",
                            detail=f"no result when the cell timed out after {run.seconds:.0f}s")
     if exited is not None and installed:  # the package's process ended before reporting
         rc = exited.get("returncode")
@@ -197,13 +198,14 @@ def _unreported(name: str, run: ProbeRun, stream: EventStream, results: list[Che
         if fault is not None:
             return CheckResult(name=name, status=CheckStatus.ERROR if run.infra_error or
                                fault.kind == "emulator-gap" else CheckStatus.FAIL,
-                               detail=fault.text(), data={"cpu_fault": fault.to_json(),
-                                                          "stderr": tail})
+                               code="cpu-fault", detail=fault.text(),
+                               data={"cpu_fault": fault.to_json(), "stderr": tail})
         return CheckResult(name=name, status=CheckStatus.ERROR if run.infra_error else
-                           CheckStatus.FAIL, detail=f"the Python process "
+                           CheckStatus.FAIL, code="died-before-reporting",
+                           detail=f"the Python process "
                            f"{'exited' if rc == 0 else 'died'} ({signal_name(rc)}) before "
                            "reporting" + (f": {tail}" if tail else ""))
-    return CheckResult(name=name, status=CheckStatus.NOT_RUN)
+    return CheckResult(name=name, status=CheckStatus.NOT_RUN, code="not-run")
 
 
 def judge_checks(run: ProbeRun, stream: EventStream, ctx: Context,
@@ -220,6 +222,7 @@ def judge_checks(run: ProbeRun, stream: EventStream, ctx: Context,
                                 f"platform" for w in (ctx.release.wheels if ctx.release
                                                       else ()))
             result = CheckResult(name=name, status=CheckStatus.NOT_RUN,
+                                 code="install-uncovered" if name == "install" else "not-run",
                                  detail=f"no wheel of the release set fits this cell ({refused})"
                                  if name == "install" else "no wheel of the release set fits",
                                  data={k: v for k, v in (obs or {}).items()

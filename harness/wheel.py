@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
@@ -69,6 +70,7 @@ class WheelInfo:
     elf: tuple[ElfFacts, ...]
     audit: Audit | None = None
     requires_dist: tuple[str, ...] = ()  # METADATA Requires-Dist, markers included
+    generator: str = ""  # WHEEL's Generator line: the build backend that wrote it
 
     @property
     def filename(self) -> str:
@@ -202,6 +204,9 @@ def inspect(path: Path) -> WheelInfo:
             if meta_name is None:
                 raise InputError(f"{path}: no .dist-info/METADATA inside; not a built wheel")
             raw_metadata = zf.read(meta_name)
+            wheel_name = meta_name.removesuffix("METADATA") + "WHEEL"
+            generator = (str(BytesHeaderParser().parsebytes(zf.read(wheel_name)).get(
+                "Generator", "")) if wheel_name in files else "")
             metadata = Metadata.from_email(raw_metadata, validate=False)
             elf = tuple(e for f in files if f.endswith(".so") or ".so." in f
                         if (e := _elf_facts(f, zf.read(f))) is not None)
@@ -213,7 +218,7 @@ def inspect(path: Path) -> WheelInfo:
                      metadata_version=str(metadata.version), tags=frozenset(wheel_tags),
                      sha256=sha256, files=files, elf=elf,
                      audit=audit(path, frozenset(wheel_tags), sha256),
-                     requires_dist=_requires_dist(raw_metadata))
+                     requires_dist=_requires_dist(raw_metadata), generator=generator)
 
 
 def _requires_dist(raw: bytes) -> tuple[str, ...]:

@@ -21,7 +21,8 @@ FACTS_311 = {"version": "3.11.2", "version_info": [3, 11, 2], "implementation": 
 
 
 def make_wheel(tags: str = GOOD_TAGS, *, bundled: bool = True,
-               pyinit: str = "PyInit__q_kangaroo") -> WheelInfo:
+               pyinit: str = "PyInit__q_kangaroo", generator: str = "maturin (1.16.0)"
+               ) -> WheelInfo:
     files = ["q_kangaroo/__init__.py", "q_kangaroo/_q_kangaroo.abi3.so"]
     needed = ["libgmp-1a2b3c4d.so.10" if bundled else "libgmp.so.10", "libc.so.6"]
     if bundled:
@@ -30,7 +31,7 @@ def make_wheel(tags: str = GOOD_TAGS, *, bundled: bool = True,
                      version=Version("1.0.0"), metadata_version="1.0.0",
                      tags=frozenset(parse_tag(tags)), sha256="0" * 64, files=tuple(files),
                      elf=(ElfFacts(path=files[1], needed=tuple(needed), rpath=(), runpath=(),
-                                   pyinit=(pyinit,)),))
+                                   pyinit=(pyinit,)),), generator=generator)
 
 
 PACKAGE = Package(distribution="q_kangaroo", import_name="q_kangaroo",

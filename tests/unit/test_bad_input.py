@@ -139,7 +139,7 @@ def big_run(n: int = 300) -> tuple[report.RunInfo, list[Any]]:
 
     results = [CellResult(cell_id=f"c{i}", kind="venv", verdict=Verdict.PASS, reason="",
                           checks=(CheckResult(name="x", status=CheckStatus.PASS,
-                                              detail="y" * 300),))
+                                              code="check-ok", detail="y" * 300),))
                for i in range(n)]
     info = report.RunInfo(run_id="r", matrix="m", release=release_of(make_wheel()),
                           started=0, finished=1,

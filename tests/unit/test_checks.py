@@ -118,7 +118,8 @@ def test_exit_status_is_judged() -> None:
 
 def test_a_new_built_in_check_is_one_table_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     def always_fails(obs: checks.Observation, ctx: Context) -> checks.CheckResult:
-        return checks.CheckResult(name="exit", status=CheckStatus.FAIL, detail="new rule")
+        return checks.CheckResult(name="exit", status=CheckStatus.FAIL, code="exit-failed",
+                                  detail="new rule")
 
     monkeypatch.setitem(checks.JUDGES, "exit", always_fails)
     assert checks.judge_step("exit", GOOD["exit"], CTX).detail == "new rule"

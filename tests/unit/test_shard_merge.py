@@ -173,7 +173,7 @@ BASE1, BASE2 = shard_report(1, 2, ["a", "c"], {}), shard_report(2, 2, ["b"], {})
     ({**BASE1, "run_id": "again"}, "shard 1/2 given twice"),
     ({**BASE2, "cells": [*BASE2["cells"], BASE1["cells"][1]]}, "cell c reported twice"),
     ({**BASE2, "cells": [{**BASE2["cells"][0], "id": "z"}]}, "not in the run's selection"),
-    ({**BASE2, "schema_version": 1}, "schema version 1, this harness reads 2"),
+    ({**BASE2, "schema_version": 1}, "schema version 1, this harness reads 3"),
 ])
 def test_merge_refuses_reports_of_different_runs(tmp_path: Path, second: dict[str, Any],
                                                  words: str) -> None:
