@@ -74,8 +74,8 @@ FIXES: Mapping[str, Mapping[str, str]] = MappingProxyType({
     # a library the extension needs is not inside the wheel (Linux)
     "bundle": {
         "maturin": "build with maturin's repair step (do not pass `--auditwheel skip`), or run "
-                   "`auditwheel repair` on the wheel, so {lib} is copied into the wheel",
-        "any": _REPAIR_LINUX + ", so {lib} is copied into the wheel",
+                   "`auditwheel repair` on the wheel; either copies {lib} into the wheel",
+        "any": _REPAIR_LINUX + "; it copies {lib} into the wheel",
     },
     # the bundled copy is there but the loader cannot find it (RPATH)
     "rpath": {
@@ -134,11 +134,12 @@ FIXES: Mapping[str, Mapping[str, str]] = MappingProxyType({
     },
     # symbols newer than the glibc the tag promises
     "glibc": {
-        "maturin": "build with `maturin build --zig --compatibility manylinux2014` (or inside a "
-                   "manylinux2014 container) so the symbols match glibc 2.17",
-        "any": "build inside a manylinux2014 container (quay.io/pypa/manylinux2014_*, "
-               "cibuildwheel's default) and repair with auditwheel, so the symbols match "
-               "glibc 2.17",
+        "maturin": "build with `maturin build --zig --compatibility manylinux2014` (glibc "
+                   "2.17), or inside the manylinux container of the glibc the tag promises, so "
+                   "the symbols match the tag",
+        "any": "build inside the manylinux container of the glibc the tag promises (e.g. "
+               "quay.io/pypa/manylinux2014_x86_64 for glibc 2.17, cibuildwheel's default) and "
+               "repair with auditwheel, so the symbols match the tag",
     },
     # a musllinux tag on glibc-built objects
     "musl": {

@@ -11,10 +11,12 @@ import json
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
@@ -142,8 +144,7 @@ def audit(path: Path, wheel_tags: frozenset[Tag], sha256: str = "") -> Audit | N
     """auditwheel's verdict on a manylinux wheel; None for wheels that claim no manylinux.
     What auditwheel raises is kept in ``error`` (the tags check makes it an ERROR). With the
     file's ``sha256``, a verdict is cached by content (and auditwheel's version)."""
-    arches = sorted({a for t in wheel_tags if (a := tags.manylinux_arch(t.platform))})
-    if not arches:
+    if not any(tags.manylinux_arch(t.platform) for t in wheel_tags):
         return None
     cache = _audit_cache(sha256) if sha256 else None
     with contextlib.suppress(OSError, ValueError, TypeError):
@@ -151,7 +152,7 @@ def audit(path: Path, wheel_tags: frozenset[Tag], sha256: str = "") -> Audit | N
             data = json.loads(cache.read_text())
             return Audit(policy=data["policy"], glibc=data["glibc"],
                          external=tuple(data["external"]))
-    found = _run_auditwheel(path, wheel_tags, arches[0])
+    found = _run_auditwheel(path, wheel_tags)
     if cache is not None and found.error is None:
         with contextlib.suppress(OSError):
             cache.parent.mkdir(parents=True, exist_ok=True)
@@ -161,25 +162,69 @@ def audit(path: Path, wheel_tags: frozenset[Tag], sha256: str = "") -> Audit | N
     return found
 
 
-def _run_auditwheel(path: Path, wheel_tags: frozenset[Tag], arch: str) -> Audit:
-    from auditwheel.architecture import Architecture
-    from auditwheel.libc import Libc
-    from auditwheel.wheel_abi import analyze_wheel_abi
+@dataclass(frozen=True, kw_only=True)
+class Shown:
+    """What ``auditwheel show --json`` (its schema version 1) says about one wheel."""
 
+    overall_tag: str = ""  # the best platform tag the wheel satisfies
+    versioned_symbols: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    external_libs: tuple[str, ...] = ()  # needed, not bundled, not allowed by any policy
+    upgrades: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # policy -> libs
+    # that keep the wheel from it
+    not_platform: str | None = None  # auditwheel's answer: no platform code it can judge
+    failed: str | None = None  # auditwheel gave no answer (crash, an unknown JSON version)
+
+    @property
+    def newest_glibc(self) -> str | None:
+        """The highest GLIBC_x.y symbol version the wheel needs."""
+        versions = [tuple(int(x) for x in v.split("_", 1)[1].split("."))
+                    for vs in self.versioned_symbols.values() for v in vs
+                    if v.startswith("GLIBC_") and v[6:7].isdigit()]
+        return ".".join(map(str, max(versions))) if versions else None
+
+
+AUDITWHEEL_JSON_VERSION = 1  # the `auditwheel show --json` schema this code reads
+
+
+def auditwheel_show(path: Path) -> Shown:
+    """``auditwheel show --json`` of a wheel (libc and architecture from its file name), in a
+    child process: auditwheel's public, versioned interface."""
     try:
-        info = analyze_wheel_abi(Libc.GLIBC, Architecture(arch), path, frozenset(),
-                                 disable_isa_ext_check=True, allow_graft=False)
-    except Exception as exc:  # reported, never swallowed: the tags check is then an ERROR
-        return Audit(policy="?", glibc=None, external=(), error=f"{type(exc).__name__}: {exc}")
-    versions = [tuple(int(x) for x in v.split("_", 1)[1].split("."))
-                for vs in info.versioned_symbols.values() for v in vs
-                if v.startswith("GLIBC_") and v[6:7].isdigit()]
+        proc = subprocess.run([sys.executable, "-m", "auditwheel", "show", "--json",
+                               "--disable-isa-ext-check", str(path)], capture_output=True,
+                              text=True, timeout=600, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return Shown(failed=f"{type(exc).__name__}: {exc}")
+    try:
+        data = json.loads(proc.stdout)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except ValueError:
+        tail = " ".join((proc.stderr or proc.stdout).split())[-300:]
+        return Shown(failed=f"auditwheel show exited {proc.returncode}: {tail}")
+    if data.get("version") != AUDITWHEEL_JSON_VERSION:
+        return Shown(failed=f"auditwheel show --json gave schema version {data.get('version')}"
+                            f", this harness reads {AUDITWHEEL_JSON_VERSION}: update it")
+    if "error" in data:
+        return Shown(not_platform=str(data["error"]))
+    if data.get("pure"):
+        return Shown(not_platform="a pure-Python wheel")
+    return Shown(overall_tag=str(data["overall_tag"]),
+                 versioned_symbols={k: tuple(v) for k, v in data["versioned_symbols"].items()},
+                 external_libs=tuple(sorted(data["external_libs"])),
+                 upgrades={k: tuple(v.get("libs_to_eliminate", ()))
+                           for k, v in data["policy_upgrades"].items()})
+
+
+def _run_auditwheel(path: Path, wheel_tags: frozenset[Tag]) -> Audit:
+    shown = auditwheel_show(path)
+    problem = shown.failed or shown.not_platform
+    if problem is not None:  # reported, never swallowed: the tags check is then an ERROR
+        return Audit(policy="?", glibc=None, external=(), error=problem)
     claimed = max((t.platform for t in wheel_tags if tags.promised_glibc(t.platform)),
                   key=lambda p: tags.promised_glibc(p) or (0, 0))
-    refs = info.external_refs.get(_pep600(claimed))
-    return Audit(policy=info.overall_policy.name,
-                 glibc=".".join(map(str, max(versions))) if versions else None,
-                 external=tuple(sorted(refs.libs)) if refs is not None else ())
+    return Audit(policy=shown.overall_tag, glibc=shown.newest_glibc,
+                 external=tuple(sorted(shown.upgrades.get(_pep600(claimed), ()))))
 
 
 def file_sha256(path: Path) -> str:

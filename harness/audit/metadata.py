@@ -1,18 +1,22 @@
 """Wheel checks from the archive's metadata and file list: METADATA and WHEEL against the file
-name, RECORD hashes, size, check-wheel-contents, twine's rendering check."""
+name, RECORD hashes, size, check-wheel-contents, and what ``twine check`` checks (the index's
+parsing of METADATA, the long description's rendering)."""
 
 from __future__ import annotations
 
 import base64
 import csv
+import email.message
 import hashlib
 import io
 from email.parser import BytesHeaderParser
 
-from packaging.metadata import ExceptionGroup, InvalidMetadata, Metadata
+from packaging.metadata import ExceptionGroup, InvalidMetadata, Metadata, parse_email
 from packaging.tags import Tag, parse_tag
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
+from harness.audit import adapters
 from harness.audit.model import Collector, WheelAudit, WheelCheck, same_version
 
 
@@ -39,8 +43,7 @@ def check_metadata(wheel: WheelAudit, out: Collector) -> None:
     if meta.version != dist.version:
         out.add("metadata-version-mismatch",
                 f"METADATA Version {meta.version} but the file name says {dist.version}",
-                "rebuild so the version comes from one place (e.g. Cargo.toml or "
-                "pyproject.toml); never rename or edit a built wheel")
+                f"{wheel.fix('version-home')}; never rename or edit a built wheel")
     dist_info_version = files.dist_info.removesuffix(".dist-info").rpartition("-")[2]
     if not same_version(dist_info_version, dist.version):
         out.add("metadata-version-mismatch",
@@ -104,8 +107,7 @@ def check_size(wheel: WheelAudit, out: Collector) -> None:
     if size_mb > limit:
         out.add("size", f"{size_mb:.1f} MB, above the {limit:g} MB "
                 "threshold (PyPI's default file limit is 100 MB)",
-                "look for debug symbols (strip them: maturin's `strip = true`), test data or "
-                "duplicated libraries in the wheel")
+                wheel.fix("strip"))
 
 
 _LIBS_DIR_CHECKS = {"W009": 1, "W010": 0}  # check -> entries left that are still fine
@@ -114,54 +116,73 @@ _LIBS_DIR_CHECKS = {"W009": 1, "W010": 0}  # check -> entries left that are stil
 def check_contents(wheel: WheelAudit, out: Collector) -> None:
     """check-wheel-contents' layout checks (auditwheel's ``<package>.libs/`` is fine)."""
     try:
-        from check_wheel_contents.checker import WheelChecker
-        from check_wheel_contents.contents import WheelContents
-
-        checker = WheelChecker()
-        checker.configure_options()
-        failures = checker.check_contents(WheelContents.from_wheel(wheel.dist.path))
+        failures = adapters.wheel_contents_failures(wheel.dist.path)
     except Exception as exc:  # the tool's own failure, reported, never skipped
         out.error("contents-failed", f"check-wheel-contents could not run: "
                   f"{type(exc).__name__}: {exc}", "run `check-wheel-contents WHEEL` by hand")
         return
     for failure in failures:
         # auditwheel's standard `<package>.libs/` directory is not a layout mistake
-        kept = [a for a in failure.args if not a.rstrip("/").endswith(".libs")]
-        if failure.check.name in _LIBS_DIR_CHECKS and len(kept) <= _LIBS_DIR_CHECKS[
-                failure.check.name]:
+        kept = [a for a in failure.paths if not a.rstrip("/").endswith(".libs")]
+        if failure.check in _LIBS_DIR_CHECKS and len(kept) <= _LIBS_DIR_CHECKS[failure.check]:
             continue
-        paths = ", ".join(failure.args[:5])
-        out.add(f"contents-{failure.check.name}", f"check-wheel-contents {failure.check.name}: "
-                f"{failure.check.value}" + (f": {paths}" if paths else ""),
+        paths = ", ".join(failure.paths[:5])
+        out.add(f"contents-{failure.check}", f"check-wheel-contents {failure.check}: "
+                f"{failure.message}" + (f": {paths}" if paths else ""),
                 "see https://github.com/jwodder/check-wheel-contents#checks")
 
 
+def _metadata_version(text: str) -> Version:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return Version("0")
+
+
 def check_twine(wheel: WheelAudit, out: Collector) -> None:
-    """twine's check: the long description renders, the metadata is acceptable."""
+    """What ``twine check`` checks, with the libraries it uses: METADATA as the index parses
+    it (packaging), and the long description renders (readme_renderer, the index's own)."""
+    raw = wheel.files.data.get(f"{wheel.files.dist_info}/METADATA")
+    if raw is None:
+        return  # metadata-missing says so
     try:
-        from twine.commands.check import _check_file, _WarningStream
-        from twine.exceptions import TwineException
+        import readme_renderer.rst
     except ImportError as exc:
-        out.error("twine-failed", f"twine check unavailable: {exc}", "pip install twine")
+        out.error("twine-failed", f"readme_renderer unavailable: {exc}",
+                  "pip install readme-renderer")
         return
-    stream = _WarningStream()
+    fields, unparsed = parse_email(raw)
+    if _metadata_version(fields.get("metadata_version", "")) < Version("2.4"):
+        fields.pop("license_files", None)  # setuptools' License-File before 2.4: tolerated
+        unparsed.pop("license-file", None)
+    problems = [f"unrecognized or malformed field {key!r}" for key in unparsed]
     try:
-        warnings, ok = _check_file(str(wheel.dist.path), stream)
-    except TwineException as exc:
-        out.add("twine-invalid", f"twine refuses the file: {exc}",
+        Metadata.from_raw(fields)
+    except ExceptionGroup as group:
+        problems += sorted(str(e) for e in group.exceptions)
+    if problems:
+        out.add("twine-invalid", f"the index refuses the metadata: {'; '.join(problems)}",
                 "fix the metadata and rebuild")
         return
-    except Exception as exc:
-        out.error("twine-failed", f"twine check could not run: {type(exc).__name__}: {exc}",
-                  "run `twine check FILE` by hand")
-        return
-    if not ok:
-        out.add("twine-render", "the long description has markup errors; the index will not "
-                f"render it (PyPI rejects the upload): {' '.join(str(stream).split())[:300]}",
-                "fix the README markup; check with `twine check`")
-    for warning in warnings:
-        out.add("twine-warning", f"twine check: {warning}",
+    description = fields.get("description")
+    content_type = fields.get("description_content_type")
+    if content_type is None:
+        out.add("twine-warning", "twine check: `long_description_content_type` missing. "
+                "defaulting to `text/x-rst`.",
                 "set readme / long_description_content_type in the project metadata")
+    message = email.message.EmailMessage()
+    message["content-type"] = content_type or "text/x-rst"
+    kind, params = message.get_content_type(), dict(message["content-type"].params)
+    if not description or description.rstrip() == "UNKNOWN":
+        out.add("twine-warning", "twine check: `long_description` missing.",
+                "set readme / long_description_content_type in the project metadata")
+    elif kind not in ("text/plain", "text/markdown"):  # those always render
+        stream = io.StringIO()
+        if readme_renderer.rst.render(description, stream=stream, **params) is None:
+            out.add("twine-render", "the long description has markup errors; the index will "
+                    f"not render it (PyPI rejects the upload): "
+                    f"{' '.join(stream.getvalue().split())[:300]}",
+                    "fix the README markup; check with `twine check`")
 
 
 CHECKS: dict[str, WheelCheck] = {

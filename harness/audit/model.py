@@ -11,12 +11,14 @@ import shutil
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 from packaging.metadata import Metadata
 from packaging.version import InvalidVersion, Version
 
+from harness import advice
 from harness import release as release_mod
 from harness import wheel as wheel_mod
 from harness.errors import HarnessError
@@ -42,6 +44,7 @@ class AuditOptions:
     policy: ReleasePolicy = field(default_factory=ReleasePolicy)  # levels, size threshold
     bundled_libraries: tuple[str, ...] = ()  # e.g. ("gmp",): must be inside every binary wheel
     jobs: int = 0  # worker processes; 0: one per 8 wheels, at most one per CPU
+    source: advice.Source | None = None  # what the release's sdist says about the build
 
     @classmethod
     def from_policy(cls, release_policy: ReleasePolicy,
@@ -135,6 +138,17 @@ class WheelAudit:
         if meta_raw is None or f"{self.files.dist_info}/WHEEL" not in self.files.data:
             return ""
         return str(Metadata.from_email(meta_raw, validate=False).requires_python or "")
+
+    @cached_property
+    def backend(self) -> advice.Backend:
+        """The build backend that wrote the wheel (WHEEL's Generator, else the sdist's)."""
+        raw = self.files.data.get(f"{self.files.dist_info}/WHEEL", b"")
+        generator = str(BytesHeaderParser().parsebytes(raw).get("Generator", ""))
+        return advice.backend_of(generator, self.options.source)
+
+    def fix(self, topic: str, **values: object) -> str:
+        """The fix ``topic`` in the terms of this wheel's build backend."""
+        return advice.fix(topic, self.backend, **values)
 
     @cached_property
     def elf_names(self) -> tuple[str, ...]:

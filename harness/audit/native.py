@@ -20,7 +20,6 @@ from harness import tags
 from harness import wheel as wheel_mod
 from harness.audit.model import Collector, WheelAudit, WheelCheck, tool
 from harness.probe_native import library_stem
-from harness.release import Dist
 
 _ARCH_OF_MACHINE = {"EM_X86_64": "x86_64", "EM_386": "i686", "EM_AARCH64": "aarch64",
                     "EM_ARM": "armv7l", "EM_PPC64": "ppc64le", "EM_S390": "s390x",
@@ -56,10 +55,8 @@ def check_auditwheel(wheel: WheelAudit, out: Collector) -> None:
     info, dist = wheel.info, wheel.dist
     if not wheel.elf_names or info is None:
         return
-    musl_arches = sorted({a for t in dist.tags if tags.promised_musl(t.platform)
-                          and (a := tags.linux_arch(t.platform))})
-    if musl_arches:
-        _check_musllinux(dist, musl_arches[0], out)
+    if any(tags.promised_musl(t.platform) for t in dist.tags):
+        _check_musllinux(wheel, out)
     if info.audit is None:
         return
     if info.audit.error:
@@ -69,8 +66,7 @@ def check_auditwheel(wheel: WheelAudit, out: Collector) -> None:
     if info.audit.external:
         out.add("external-library", "needs libraries that are neither bundled nor allowed by "
                 f"its manylinux tag: {', '.join(info.audit.external)}",
-                "bundle them: `auditwheel repair` (maturin does it unless told "
-                "`--auditwheel skip`)")
+                wheel.fix("bundle", lib="them"))
     claimed = max((g for t in dist.tags if (g := tags.promised_glibc(t.platform))),
                   default=None)
     meets = tags.promised_glibc(info.audit.policy)
@@ -80,34 +76,27 @@ def check_auditwheel(wheel: WheelAudit, out: Collector) -> None:
         out.add("platform-tag-unmet", f"tagged for glibc {claimed[0]}.{claimed[1]} but "
                 f"auditwheel finds it only meets {info.audit.policy}"
                 + (f" ({why})" if why else ""),
-                "build against the promised glibc (manylinux container or `maturin --zig "
-                "--compatibility ...`) and bundle external libraries, or tag what it meets")
+                f"{wheel.fix('glibc')}, or tag what it meets")
 
 
-def _check_musllinux(dist: Dist, arch: str, out: Collector) -> None:
-    """auditwheel's musl analysis: a musllinux tag on glibc-linked objects is a lie."""
-    from auditwheel.architecture import Architecture
-    from auditwheel.error import NonPlatformWheelError
-    from auditwheel.libc import Libc
-    from auditwheel.wheel_abi import analyze_wheel_abi
-
-    try:
-        info = analyze_wheel_abi(Libc.MUSL, Architecture(arch), dist.path, frozenset(),
-                                 disable_isa_ext_check=True, allow_graft=False)
-    except NonPlatformWheelError:
+def _check_musllinux(wheel: WheelAudit, out: Collector) -> None:
+    """auditwheel's musl analysis (``auditwheel show`` reads the libc from the musllinux
+    tag): a musllinux tag on glibc-linked objects is a lie."""
+    shown = wheel_mod.auditwheel_show(wheel.dist.path)
+    if shown.not_platform is not None:
         out.add("libc-mismatch", "tagged musllinux but no shared object in it is linked "
                 "against musl (auditwheel ignores them all): a musl system cannot load them",
-                "build inside a musllinux container (or `maturin --zig --compatibility "
-                "musllinux_1_2`) instead of re-tagging a glibc build")
+                wheel.fix("musl"))
         return
-    except Exception as exc:
+    if shown.failed is not None:
         out.error("auditwheel-failed", f"auditwheel (musl) could not analyse the wheel: "
-                  f"{type(exc).__name__}: {exc}", "check the wheel's tags and ELF files")
+                  f"{shown.failed}", "check the wheel's tags and ELF files")
         return
-    external = sorted({lib for refs in info.external_refs.values() for lib in refs.libs})
-    if info.overall_policy.name.startswith("linux") and external:
+    external = sorted({*shown.external_libs, *(lib for libs in shown.upgrades.values()
+                                               for lib in libs)})
+    if shown.overall_tag.startswith("linux") and external:
         out.add("external-library", "needs libraries that are neither bundled nor allowed by "
-                f"its musllinux tag: {', '.join(external)}", "bundle them: `auditwheel repair`")
+                f"its musllinux tag: {', '.join(external)}", wheel.fix("bundle", lib="them"))
 
 
 def check_needed(wheel: WheelAudit, out: Collector) -> None:
@@ -116,10 +105,10 @@ def check_needed(wheel: WheelAudit, out: Collector) -> None:
     info = wheel.info
     if not wheel.elf_names or info is None:
         return
-    _needed(info, wheel.options.bundled_libraries, out)
+    _needed(info, wheel, out)
 
 
-def _needed(info: wheel_mod.WheelInfo, must_bundle: tuple[str, ...], out: Collector) -> None:
+def _needed(info: wheel_mod.WheelInfo, wheel: WheelAudit, out: Collector) -> None:
     bundled = {PurePosixPath(f).name: f for f in info.files if ".libs/" in f or ".so" in f}
     bundled_stems = {library_stem(n): n for n in bundled if re.search(r"\.libs/", bundled[n])}
     needed_anywhere = {n for e in info.elf for n in e.needed}
@@ -137,11 +126,10 @@ def _needed(info: wheel_mod.WheelInfo, must_bundle: tuple[str, ...], out: Collec
                         f"repair the wheel again so NEEDED names the bundled copy "
                         f"(`auditwheel repair`), or `patchelf --replace-needed {needed} "
                         f"{copy} {PurePosixPath(elf.path).name}` before packing")
-            elif stem.removeprefix("lib") in must_bundle:
+            elif stem.removeprefix("lib") in wheel.options.bundled_libraries:
                 out.add("unbundled-library",
                         f"{elf.path} NEEDs {needed} from the system; the matrix says "
-                        f"{stem} must be bundled", "build with repair (`auditwheel repair`, "
-                        "maturin without `--auditwheel skip`)")
+                        f"{stem} must be bundled", wheel.fix("bundle", lib=needed))
     for name, path in bundled.items():  # ELF only: a dylib's or DLL's users are not read here
         if ".libs/" in path and ".so" in name and name not in needed_anywhere:
             out.add("bundled-unused", f"{path} is bundled but no shared object in the wheel "
@@ -154,14 +142,15 @@ def check_abi3(wheel: WheelAudit, out: Collector) -> None:
     floors = sorted({t.interpreter for t in dist.tags if t.abi == "abi3"})
     if not floors:
         return
+    floor = min(floors, key=lambda i: int(i[3:]) if i[3:].isdigit() else 0)
+    minor = int(floor[3:]) if floor.startswith("cp3") and floor[3:].isdigit() else 9
     for name in wheel.files.names:
         suffix = re.search(r"\.(cpython-\d+[^.]*)\.so$", name)
         if suffix:
             out.add("abi3-extension-suffix", f"tagged abi3 but {name} carries the "
                     f"version-specific suffix {suffix[1]}: only that CPython imports it",
-                    "build with the limited API (pyo3 `abi3-py3X` feature) so the file is "
-                    "`*.abi3.so`, or tag the wheel for that one Python")
-    floor = min(floors, key=lambda i: int(i[3:]) if i[3:].isdigit() else 0)
+                    f"{wheel.fix('abi3', minor=minor)} so the file is `*.abi3.so`, or tag the "
+                    "wheel for that one Python")
     version = f"{floor[2]}.{floor[3:]}" if floor.startswith("cp") else ""
     try:
         spec = SpecifierSet(requires_python) if requires_python else None
@@ -174,12 +163,13 @@ def check_abi3(wheel: WheelAudit, out: Collector) -> None:
                     f"tagged {floor}-abi3 but Requires-Python is {requires_python}: Python "
                     f"{', '.join(lower)} get no wheel from it (the abi3 floor is the build "
                     "interpreter's version, not the package's minimum)",
-                    f"build with the floor set explicitly (pyo3 feature `abi3-py3"
-                    f"{lower[0].split('.')[1]}`) or raise Requires-Python")
-    _run_abi3audit(dist, out)
+                    f"{wheel.fix('abi3', minor=int(lower[0].split('.')[1]))}, or raise "
+                    "Requires-Python")
+    _run_abi3audit(wheel, minor, out)
 
 
-def _run_abi3audit(dist: Dist, out: Collector) -> None:
+def _run_abi3audit(wheel: WheelAudit, minor: int, out: Collector) -> None:
+    dist = wheel.dist
     exe = tool("abi3audit")
     if exe is None:
         out.error("abi3audit-failed", "abi3audit is not installed", "pip install abi3audit")
@@ -204,8 +194,8 @@ def _run_abi3audit(dist: Dist, out: Collector) -> None:
             symbols = sorted(result["non_abi3_symbols"])
             out.add("abi3-violation", f"{entry.get('name')} uses CPython symbols outside the "
                     f"stable ABI: {', '.join(symbols[:6])}{' ...' if len(symbols) > 6 else ''}",
-                    "build with the limited API (pyo3 `abi3-py3X` feature) or tag the wheel "
-                    "for one Python (cp3X-cp3X)")
+                    f"{wheel.fix('abi3', minor=minor)}, or tag the wheel for one Python "
+                    "(cp3X-cp3X)")
         if not result.get("is_abi3_baseline_compatible", True):
             out.add("abi3-version-mismatch", f"{entry.get('name')} needs the stable ABI of "
                     f"Python {result.get('computed')} but is tagged for {result.get('baseline')}",

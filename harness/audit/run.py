@@ -11,10 +11,12 @@ import sys
 import time
 import zipfile
 from collections.abc import Iterator, Mapping
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from packaging.version import Version
 
+from harness import advice
 from harness import release as release_mod
 from harness.audit import cpu, metadata, native, source
 from harness.audit.model import (
@@ -44,6 +46,8 @@ _WHEELS_PER_JOB = 8
 def audit_release(release: ReleaseSet, options: AuditOptions | None = None) -> AuditReport:
     """Audit every wheel and sdist of ``release`` (in parallel); a missing sdist is a finding."""
     options = options or AuditOptions()
+    if options.source is None and release.sdist is not None:
+        options = replace(options, source=advice.source_of(release.sdist.path))
     started = time.monotonic()
     # A worker costs ~0.5 s of CPU to start, a wheel ~0.3 s to audit: one worker per 8 wheels
     jobs = options.jobs or min(os.cpu_count() or 1, -(-len(release.wheels) // _WHEELS_PER_JOB))
@@ -60,7 +64,7 @@ def audit_release(release: ReleaseSet, options: AuditOptions | None = None) -> A
         note = Collector("(release)", options.policy)
         note.add("no-sdist", f"the release of {release.distribution} {release.version} has no "
                  "sdist: users on platforms no wheel fits get no fallback, the install fails",
-                 "add the sdist (`maturin sdist`, `python -m build --sdist`) to the upload")
+                 f"build the sdist ({advice.fix('sdist-build', 'unknown')}) and upload it too")
         findings += note.findings
     return AuditReport(findings=tuple(findings), seconds=time.monotonic() - started,
                        wheels=wheels)
@@ -75,7 +79,8 @@ def _audit_in_worker(wheels: tuple[Dist, ...], version: Version,
     request = json.dumps({"paths": [str(d.path) for d in wheels], "version": str(version),
                           "levels": dict(options.policy.levels),
                           "max_size_mb": options.policy.max_size_mb,
-                          "bundled_libraries": list(options.bundled_libraries)})
+                          "bundled_libraries": list(options.bundled_libraries),
+                          "source": asdict(options.source) if options.source else None})
     try:
         proc = subprocess.run([sys.executable, "-m", "harness.audit"], input=request,
                               capture_output=True, text=True, timeout=900, check=False)
@@ -102,7 +107,9 @@ def worker(stdin: str) -> str:
     """The child's side: one JSON request in, the findings of every file as JSON out."""
     request = json.loads(stdin)
     policy = ReleasePolicy(levels=request["levels"], max_size_mb=request["max_size_mb"])
-    options = AuditOptions(policy=policy, bundled_libraries=tuple(request["bundled_libraries"]))
+    source = advice.Source(**request["source"]) if request["source"] else None
+    options = AuditOptions(policy=policy, bundled_libraries=tuple(request["bundled_libraries"]),
+                           source=source)
     findings: list[Finding] = []
     wheels: list[dict[str, object]] = []
     for path in request["paths"]:

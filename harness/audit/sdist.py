@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from packaging.version import Version
 
+from harness import advice
 from harness import release as release_mod
 from harness.audit.model import (
     AuditOptions,
@@ -15,6 +16,12 @@ from harness.audit.model import (
 )
 from harness.release import Dist
 
+
+def _backend(contents: release_mod.SdistContents) -> advice.Backend:
+    return advice.backend_of("", advice.Source(build_backend=contents.backend,
+                                               rust="Cargo.toml" in contents.files))
+
+
 _BACKEND_FILES = {"maturin": ("Cargo.toml",), "setuptools_rust": ("Cargo.toml",),
                   "scikit_build_core": ("CMakeLists.txt",), "mesonpy": ("meson.build",)}
 
@@ -25,7 +32,7 @@ def audit_sdist(dist: Dist, version: Version, options: AuditOptions) -> list[Fin
     contents = release_mod.read_sdist(dist.path)
     if contents.error and not contents.files:
         out.add("sdist-unreadable", f"cannot read the sdist: {contents.error}",
-                "rebuild it (`maturin sdist`, `python -m build --sdist`)")
+                f"rebuild it ({advice.fix('sdist-build', _backend(contents))})")
         return out.findings
     sdist = SdistAudit(dist=dist, contents=contents, version=version, options=options)
     for check in CHECKS.values():
@@ -64,7 +71,7 @@ def check_backend_files(sdist: SdistAudit, out: Collector) -> None:
     if missing:
         out.add("sdist-incomplete", f"build backend {contents.backend} needs "
                 f"{', '.join(missing)}, which the sdist lacks",
-                "include them (maturin: `include` in [tool.maturin]; setuptools: MANIFEST.in)")
+                advice.fix("sdist-include", _backend(contents)))
 
 
 CHECKS: dict[str, SdistCheck] = {

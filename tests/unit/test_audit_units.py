@@ -4,14 +4,21 @@ sdist contents (synthetic sdists)."""
 from __future__ import annotations
 
 import io
+import json
+import subprocess
 import tarfile
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from harness import audit, release
-from harness.audit.model import Collector
+from harness import wheel as wheel_mod
+from harness.audit import metadata
+from harness.audit.model import Collector, WheelAudit, WheelFiles
 from harness.policy import ReleasePolicy
 
 GUARDED = '''
@@ -114,3 +121,80 @@ def test_policy_severity_drops_ignored_codes() -> None:
     assert policy.severity("contents-W002") == "blocker"
     assert policy.severity("bundled-unused") == "warning"
     assert policy.severity("never-heard-of-it") == "blocker"
+
+
+def _wheel_file(tmp_path: Path, members: dict[str, bytes], name: str = "demo") -> Path:
+    """A small wheel (RECORD written) with these members besides its dist-info."""
+    dist_info = f"{name}-1.0.0.dist-info"
+    members = {**members,
+               f"{dist_info}/METADATA": members.get(f"{dist_info}/METADATA", (
+                   f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0.0\n"
+                   "Description-Content-Type: text/x-rst\n\nTitle\n=====\n\nText.\n").encode()),
+               f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: bdist_wheel (0.43.0)\n"
+                                     b"Root-Is-Purelib: true\nTag: py3-none-any\n"}
+    path = tmp_path / f"{name}-1.0.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for member, data in members.items():
+            zf.writestr(member, data)
+        zf.writestr(f"{dist_info}/RECORD", "".join(f"{m},,\n" for m in members)
+                    + f"{dist_info}/RECORD,,\n")
+    return path
+
+
+def _check(path: Path, check: Callable[[WheelAudit, Collector], None]) -> list[tuple[str, str]]:
+    dist = release.classify(path)
+    assert isinstance(dist, release.Dist)
+    with zipfile.ZipFile(path) as zf:
+        data = {n: zf.read(n) for n in zf.namelist()}
+    dist_info = next(n.split("/")[0] for n in data if ".dist-info/" in n)
+    wheel = WheelAudit(dist=dist, files=WheelFiles(names=tuple(data), data=data,
+                                                   dist_info=dist_info),
+                       options=audit.AuditOptions(), version=Version("1.0.0"))
+    out = Collector(path.name, ReleasePolicy())
+    check(wheel, out)
+    return [(f.code, f.message) for f in out.findings]
+
+
+def test_contents_adapter_reads_check_wheel_contents(tmp_path: Path) -> None:
+    """Fails loudly when check-wheel-contents' classes change (the one private-API use)."""
+    from harness.audit.adapters import wheel_contents_failures
+
+    path = _wheel_file(tmp_path, {"demo/__init__.py": b"", "demo/__pycache__/x.cpython-311.pyc":
+                                  b"\0"})
+    failures = {f.check: f for f in wheel_contents_failures(path)}
+    assert "W001" in failures and failures["W001"].paths == (
+        "demo/__pycache__/x.cpython-311.pyc",)
+    assert "pyc" in failures["W001"].message.lower()
+    assert ("contents-W001" in {c for c, _ in _check(path, metadata.check_contents)})
+
+
+def test_index_metadata_and_rendering_checks(tmp_path: Path) -> None:
+    """What `twine check` reports, from packaging and readme_renderer (public APIs)."""
+    (tmp_path / "a").mkdir()
+    good = _wheel_file(tmp_path / "a", {})
+    assert _check(good, metadata.check_twine) == []
+    (tmp_path / "b").mkdir()
+    broken = _wheel_file(tmp_path / "b", {"demo-1.0.0.dist-info/METADATA": (
+        b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0.0\nDescription-Content-Type: "
+        b"text/x-rst\n\nTitle\n==\n\n`unclosed\n\n.. no-such-directive::\n")})
+    assert [c for c, _ in _check(broken, metadata.check_twine)] == ["twine-render"]
+    (tmp_path / "c").mkdir()
+    invalid = _wheel_file(tmp_path / "c", {"demo-1.0.0.dist-info/METADATA": (
+        b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0.0\nRequires-Dist: !!!\n")})
+    [(code, message)] = _check(invalid, metadata.check_twine)
+    assert code == "twine-invalid" and "requires-dist" in message
+    (tmp_path / "d").mkdir()
+    bare = _wheel_file(tmp_path / "d", {"demo-1.0.0.dist-info/METADATA": (
+        b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0.0\n")})
+    assert [c for c, _ in _check(bare, metadata.check_twine)] == ["twine-warning"] * 2
+
+
+def test_auditwheel_show_json_is_read_and_its_version_checked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pure = _wheel_file(tmp_path, {"demo/__init__.py": b""})
+    shown = wheel_mod.auditwheel_show(pure)  # the real tool: a pure wheel is no platform wheel
+    assert shown.not_platform and shown.failed is None
+    answer = {"version": 2, "wheel": pure.name, "pure": False}
+    monkeypatch.setattr(wheel_mod.subprocess, "run", lambda *a, **k: subprocess.
+                        CompletedProcess(a, 0, stdout=json.dumps(answer), stderr=""))
+    assert "schema version 2" in (wheel_mod.auditwheel_show(pure).failed or "")
