@@ -161,6 +161,7 @@ RELEASE_VARIANTS: dict[str, Variant] = {
 }
 ALL_COMPILED: dict[str, Variant] = {**VARIANTS, **RELEASE_VARIANTS}
 SDIST = "sdist"  # `maturin sdist` of the crate
+CEXT = "cext"  # a gmpy2-like C extension built by setuptools (not maturin, no Rust)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,6 +242,26 @@ PyMODINIT_FUNC PyInit__tk(void) {
 }
 """
 OVERSIZE_PAD = 60 * 1024 * 1024
+_CEXT_FILES = {
+    "setup.py": """\
+import os
+from setuptools import Extension, setup
+setup(name="q_kangaroo", version="1.0.0", packages=["q_kangaroo"],
+      ext_modules=[Extension("q_kangaroo._q_kangaroo", ["_q_kangaroo.c"],
+                             extra_link_args=[os.environ["FIXTURE_LIBGMP"]])])
+""",
+    "q_kangaroo/__init__.py": "from q_kangaroo._q_kangaroo import gmp_version\n",
+    "_q_kangaroo.c": """\
+#include <Python.h>
+extern const char *const __gmp_version;  /* gmp.h's gmp_version: no headers needed */
+static PyObject *version(PyObject *self, PyObject *args) {
+    return PyUnicode_FromString(__gmp_version);
+}
+static PyMethodDef methods[] = {{"gmp_version", version, METH_NOARGS, NULL}, {NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "_q_kangaroo", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__q_kangaroo(void) { return PyModule_Create(&def); }
+""",
+}
 RELEASE_SETS: dict[str, tuple[str, ...]] = {
     "perpython": (*RELEASE_VARIANTS, SDIST),
     "mixed": ("good", "cp312", "cp313", "musllinux", SDIST),
@@ -807,6 +828,26 @@ def _build_sdist(key: str, *, tools: Toolchain, cache_dir: Path,
     return _store(cache_dir, SDIST, key, sdists[0], None, started, log)
 
 
+def _build_cext(key: str, *, cache_dir: Path, log: Callable[[str], None]) -> Path:
+    """``pip wheel`` of a small setuptools project whose C extension links GMP (unrepaired:
+    a linux_* wheel for the running CPython, GMP taken from the system)."""
+    started = time.monotonic()
+    work = cache_dir / "work" / CEXT
+    shutil.rmtree(work, ignore_errors=True)
+    for name, text in _CEXT_FILES.items():
+        (work / "src" / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / "src" / name).write_text(text)
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                             "--no-build-isolation", "--no-index", "-w", str(work / "dist"),
+                             str(work / "src")], capture_output=True, text=True, check=False,
+                            env={**os.environ, "FIXTURE_LIBGMP": str(_find_libgmp())})
+    wheels = list((work / "dist").glob("*.whl"))
+    if result.returncode != 0 or len(wheels) != 1:
+        raise BuildError(f"{CEXT}: pip wheel failed (exit {result.returncode}):\n"
+                         + _tail(result.stdout + result.stderr))
+    return _store(cache_dir, CEXT, key, wheels[0], None, started, log)
+
+
 def build_variants(
     names: Sequence[str] | None = None,
     *,
@@ -819,7 +860,7 @@ def build_variants(
     wheel (or sdist). Raises BuildError on failure.
     """
     selected = list(VARIANTS) if names is None else list(dict.fromkeys(names))
-    known = [*ALL_COMPILED, *DERIVED, SDIST]
+    known = [*ALL_COMPILED, *DERIVED, SDIST, CEXT]
     unknown = [n for n in selected if n not in known]
     if unknown:
         raise BuildError(f"unknown variant(s) {unknown}; known: {', '.join(known)}")
@@ -833,6 +874,12 @@ def build_variants(
             make = functools.partial(_derive, name, source=base[DERIVED[name].base],
                                      tools=tools, cache_dir=cache_dir, log=log)
             results[name] = _cached(cache_dir, name, _derived_key(name, base, tools), log, make)
+            continue
+        if name == CEXT:
+            payload = [_CEXT_FILES, _file_digest(Path(__file__)), sys.version]
+            key = hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:20]
+            make = functools.partial(_build_cext, cache_dir=cache_dir, log=log)
+            results[name] = _cached(cache_dir, name, key, log, make)
             continue
         if name == SDIST:
             key = _cache_key(name, Variant("sdist"), crate, tools, "any")
@@ -905,6 +952,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, variant in described.items():
             print(f"{name}\t{variant.description}")
         print(f"{SDIST}\tmaturin sdist of the crate")
+        print(f"{CEXT}\ta gmpy2-like C extension built by setuptools (pip wheel), GMP unbundled")
         for name, members in RELEASE_SETS.items():
             print(f"--release-set {name}\t{' '.join(members)}")
         return 0

@@ -4,6 +4,7 @@ is go, and the audit stays within a few seconds."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -135,3 +136,37 @@ def test_picking_on_real_release_sets(release_dirs: dict[str, Path]) -> None:
     assert "-cp312-cp312-" in str(names[12]) and "-cp313-cp313-" in str(names[13])
     musl = release.pick(mixed, _facts(12, glibc="", musl="1.2.4"))
     assert musl.wheel is not None and "musllinux_1_2" in musl.wheel.filename
+
+
+RUST_WORDS = re.compile(r"pyo3|maturin|cargo|#\[pymodule\]|rust", re.I)
+
+
+def test_setuptools_c_extension_gets_no_rust_advice(builder: Any, tmp_path: Path) -> None:
+    """A real gmpy2-like wheel (a C extension linking GMP, built by setuptools, unrepaired):
+    the audit and the diagnosis speak setuptools, never PyO3 or maturin."""
+    from harness import wheel as wheel_mod
+    from harness.advice import backend_of
+    from harness.diagnosis import explain
+    from harness.verdict import Verdict
+    from tests.unit.conftest import FACTS_311, PACKAGE, judge_one, observed, passing_events
+
+    cext = builder.build_variants(["cext"])["cext"]
+    shutil.copy(cext, tmp_path / cext.name)
+    info = wheel_mod.inspect(cext)
+    assert info.generator.startswith("setuptools") and backend_of(info.generator) == "setuptools"
+    report = audit.audit_release(release.collect([tmp_path], "q_kangaroo"), OPTIONS)
+    by_code = {f.code: f for f in report.findings}
+    assert "unbundled-library" in by_code and "no-sdist" in by_code
+    assert "auditwheel repair" in by_code["unbundled-library"].fix
+    for f in report.findings:
+        assert not RUST_WORDS.search(f.message + f.fix), f
+    # a Python 3.9 cell: pip refuses the cp311 wheel; why, and the fix in setuptools' terms
+    facts = {**FACTS_311, "version": "3.9.2", "version_info": [3, 9, 2], "glibc": "2.31"}
+    refused = observed("install", returncode=1, output=f"ERROR: {info.filename} is not a "
+                       "supported wheel on this platform.", staged={info.filename: info.sha256})
+    cell = judge_one(passing_events(facts, install=refused), info)
+    assert cell.verdict is Verdict.UNCOVERED, cell.reason
+    d = explain(cell, info, PACKAGE).diagnosis
+    assert d is not None and "tag not accepted" in d.title
+    assert "one wheel per Python" in d.advice and "limited API" in d.advice
+    assert not RUST_WORDS.search(d.advice), d.advice
