@@ -39,9 +39,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import foreign_arch  # noqa: E402  (beside this script: sys.path[0] when run as one)
 from uv import find_uv_bin  # noqa: E402
 
-from bench import foreign_arch  # noqa: E402
 from harness import cells as cells_mod  # noqa: E402
 from harness import engine, imaging, interpreters, matrix, timing  # noqa: E402
 from harness.kinds.base import entry_of  # noqa: E402
