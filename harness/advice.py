@@ -190,6 +190,33 @@ FIXES: Mapping[str, Mapping[str, str]] = MappingProxyType({
                              "rebuild the sdist",
         "any": "include them in the sdist (the build backend's include setting) and rebuild it",
     },
+    # native code built for a newer CPU than the wheel's tag promises (a floor cell's SIGILL)
+    "cpu-floor-gmp": {
+        "any": "GMP picks the build machine's CPU unless told otherwise: configure the bundled "
+               "GMP with --enable-fat (code for every CPU, chosen at run time) or "
+               "--host=x86_64-pc-linux-gnu (generic x86-64), never the config.guess default or "
+               "-march=native",
+    },
+    "cpu-floor-rust": {
+        "any": "Rust: remove target-cpu=native/haswell and target-feature=+avx2,+bmi2,... from "
+               "RUSTFLAGS and from .cargo/config.toml ([build] or "
+               "[target.x86_64-unknown-linux-gnu] rustflags); keep fast paths behind "
+               "is_x86_feature_detected!() with #[target_feature(enable = ...)] functions",
+    },
+    "cpu-floor": {
+        "setuptools": "drop -march=native (or -march=haswell, -mavx2, -mbmi2) from "
+                      "extra_compile_args and CFLAGS/CXXFLAGS; build with -march=x86-64 and use "
+                      "__attribute__((target_clones(...))) or a CPUID check for fast paths",
+        "meson-python": "drop -march=native (or -mavx2, -mbmi2) from c_args/cpp_args in "
+                        "meson.build and the build's -Csetup-args; build for x86-64 and "
+                        "dispatch fast paths at run time (target_clones, a CPUID check)",
+        "scikit-build-core": "drop -march=native (or -mavx2, -mbmi2) from CMAKE_C_FLAGS/"
+                             "CMAKE_CXX_FLAGS and target_compile_options; build for x86-64 and "
+                             "dispatch fast paths at run time (target_clones, a CPUID check)",
+        "any": "C/C++: drop -march=native (or -march=haswell, -mavx2, -mbmi2) from the compiler "
+               "flags; build with -march=x86-64 and use __attribute__((target_clones(...))) or "
+               "a CPUID check for fast paths",
+    },
     # how to make an sdist
     "sdist-build": {
         "maturin": "`maturin sdist` (or `python -m build --sdist`)",

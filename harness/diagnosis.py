@@ -9,8 +9,9 @@ exceptions. Fixes are worded for the build backend that made the wheel (harness.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from harness import advice, floor, tags
 from harness.advice import Backend
@@ -386,18 +387,26 @@ def _unclean(ctx: Context) -> Diagnosis:
                f"here, so this cell cannot vouch for the wheel. {where.format(libs=_libs(ctx))}")
 
 
+def _cpu_fault(ctx: Context) -> Mapping[str, Any]:
+    return ctx.check.data.get("cpu_fault") or {}
+
+
 def _cpu_floor(ctx: Context) -> Diagnosis:
     """SIGILL on the emulated floor CPU: the instruction, the level, the build's fix."""
-    fault = ctx.check.data.get("cpu_fault") or {}
+    fault = _cpu_fault(ctx)
+    topic = floor.fix_topic(str(fault.get("file", "")), ctx.wheel, ctx.backend)
     return Diagnosis(title=f"cpu-floor: built for a newer CPU than its tag promises "
-                           f"({fault.get('needs')})", advice=floor.advice(fault, ctx.wheel))
+                           f"({fault.get('needs')})",
+                     advice=floor.advice(fault, ctx.wheel, ctx.fix(topic)))
 
 
 _IMPORT: tuple[CheckCode, ...] = ("import-raised", "import-extension-failed")
 
 RULES: tuple[Rule, ...] = (
     Rule(codes=("sterility-leak",), explain=_unclean),
-    Rule(codes=("cpu-fault",), explain=_cpu_floor),  # any check the floor CPU's fault ended
+    # any check the floor CPU's fault ended, when the instruction is above the floor
+    Rule(codes=("cpu-fault",), explain=_cpu_floor,
+         when=lambda ctx: _cpu_fault(ctx).get("kind") == "above-floor"),
     Rule(codes=("tags-missing",), explain=_tags_missing),
     Rule(codes=("tags-lie",), explain=_tag_lie),
     Rule(codes=("install-tag-refused", "install-uncovered"), explain=_tag_refused),

@@ -165,49 +165,30 @@ def cpu_problem(exited: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-#: the fix, in the terms of what built the faulting code
-FIXES: dict[str, str] = {
-    "gmp": "GMP picks the build machine's CPU unless told otherwise: configure the bundled GMP "
-           "with --enable-fat (code for every CPU, chosen at run time) or "
-           "--host=x86_64-pc-linux-gnu (generic x86-64), never the config.guess default or "
-           "-march=native",
-    "rust": "Rust: remove target-cpu=native/haswell and target-feature=+avx2,+bmi2,... from "
-            "RUSTFLAGS and from .cargo/config.toml ([build] or [target.x86_64-unknown-linux-gnu]"
-            " rustflags); keep fast paths behind is_x86_feature_detected!() with "
-            "#[target_feature(enable = ...)] functions",
-    "c": "C/C++: drop -march=native (or -march=haswell, -mavx2, -mbmi2) from CFLAGS/CXXFLAGS, "
-         "extra_compile_args or the meson/CMake options; build with -march=x86-64 and use "
-         "__attribute__((target_clones(...))) or a CPUID check for fast paths",
-}
-
-
-def backend(file: str, wheel: WheelInfo) -> str:
-    """Which fix applies to the faulting file: the bundled GMP, Rust code (maturin,
-    setuptools-rust), else C/C++."""
+def fix_topic(file: str, wheel: WheelInfo, backend: str) -> str:
+    """Which fix (harness.advice topic) applies to the faulting file: the bundled GMP's,
+    Rust's (a Rust backend, or the object says rustc built it), else C/C++'s."""
     if file.rsplit("/", 1)[-1].startswith("libgmp"):
-        return "gmp"
+        return "cpu-floor-gmp"
+    if backend in ("maturin", "setuptools-rust"):
+        return "cpu-floor-rust"
     try:
         with zipfile.ZipFile(wheel.path) as zf:
-            names = zf.namelist()
-            meta = next((n for n in names if n.endswith(".dist-info/WHEEL")), None)
-            generator = zf.read(meta).decode("utf-8", "replace") if meta else ""
-            code = zf.read(file) if file in names else b""
+            code = zf.read(file) if file in zf.namelist() else b""
     except (OSError, zipfile.BadZipFile):
-        generator, code = "", b""
-    rust = b"rustc version" in code or "Generator: maturin" in generator
-    return "rust" if rust or "setuptools-rust" in generator else "c"
+        code = b""
+    return "cpu-floor-rust" if b"rustc version" in code else "cpu-floor"
 
 
-def advice(fault: Mapping[str, Any], wheel: WheelInfo) -> str:
-    """What the diagnosis says about a ``Fault.to_json()``: evidence, signature, fix."""
+def advice(fault: Mapping[str, Any], wheel: WheelInfo, fix: str) -> str:
+    """What the diagnosis says about a ``Fault.to_json()``: evidence, signature, ``fix``."""
     tags = sorted({t.platform for t in wheel.tags if emulation.floor_for(t.platform)})
     promise = (f"Its {', '.join(tags)} tag promises {emulation.floor_for(tags[0])}, so pip "
                "installs it on CPUs without that instruction. " if tags else "")
-    file = str(fault.get("file", ""))
-    what = (f"{file} runs `{fault['instruction']}` ({fault.get('needs')}) at "
+    what = (f"{fault.get('file')} runs `{fault['instruction']}` ({fault.get('needs')}) at "
             f"{fault.get('symbol') or fault.get('offset')} without asking the CPU first. "
             if fault.get("instruction") else "")
-    return f"{what}{promise}{UNPAIRED} Fix: {FIXES[backend(file, wheel)]}."
+    return f"{what}{promise}{UNPAIRED} Fix: {fix}."
 
 
 def with_twins(results: Sequence[CellResult], cells: Sequence[Cell]) -> list[CellResult]:

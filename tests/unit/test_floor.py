@@ -175,3 +175,30 @@ def test_floor_entries_are_cells_of_their_own_with_scaled_timeouts(tmp_path: Pat
     assert floor_cell.entry.cpu == "x86-64-v2"  # type: ignore[attr-defined]
     assert floor_cell.timeout == 100 * emulation.BUDGET_FACTOR
     assert "py3.12-venv-x86-64-v2" in floor_cell.aliases
+
+
+@pytest.mark.parametrize(("lib", "generator", "fix"), [
+    ("q_kangaroo.libs/libgmp-1a2b.so.10", "maturin (1.16.0)", "--enable-fat"),
+    ("q_kangaroo/_q_kangaroo.abi3.so", "maturin (1.16.0)", "target-cpu"),
+    ("gmpy2/gmpy2.so", "setuptools (75.0)", "extra_compile_args"),
+    ("pkg/_fast.so", "meson (1.4)", "c_args")])
+def test_the_cpu_floor_diagnosis_gives_the_fix_of_what_built_the_faulting_code(
+        lib: str, generator: str, fix: str) -> None:
+    from harness import diagnosis
+
+    wheel = make_wheel(generator=generator)
+    fault = {"address": 0x7000, "code": MULX, "object": f"/v/site-packages/{lib}", "vaddr": 0x40}
+    result = judge(ProbeRun(events=tuple(for_wheel(_died(fault), wheel))), cell_id="c", kind="venv",
+                   release=release_of(wheel), package=PACKAGE, emulated="x86-64-v1")
+    diag = diagnosis.explain(result, wheel, PACKAGE).diagnosis
+    assert diag is not None and diag.title.startswith("cpu-floor") and fix in diag.advice
+    assert f"{lib} runs `mulx" in diag.advice
+
+
+def test_a_trap_gets_no_cpu_floor_diagnosis() -> None:
+    from harness import diagnosis
+
+    fault = {"address": 0x7000, "code": "0f0b", "object": LIB, "vaddr": 0x10}
+    result = judge_one(_died(fault))
+    diag = diagnosis.explain(result, make_wheel(), PACKAGE).diagnosis
+    assert diag is None or not diag.title.startswith("cpu-floor")
