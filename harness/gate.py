@@ -211,7 +211,8 @@ def grouped(issues: Sequence[Issue]) -> list[Issue]:
     listing every cell and extension it was seen in."""
     groups: dict[tuple[str, ...], list[Issue]] = {}
     for issue in issues:
-        library = _LIBRARY.search(issue.message)
+        about = issue.message.split(" ", 1)  # the subject (an extension's path) aside
+        library = _LIBRARY.search(about[-1])
         key = (issue.source, issue.code, issue.severity, issue.file, issue.fix,
                library.group(0) if library else "")
         groups.setdefault(key, []).append(issue)

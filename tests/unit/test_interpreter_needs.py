@@ -217,9 +217,14 @@ def test_one_finding_per_cause() -> None:
     cell = [gate.Issue(source="cell", code="cell-fail", severity="blocker", file="f.whl",
                        fix="same advice", cells=(c,), message=f"{c}: FAIL: provenance: x")
             for c in ("venv-py3.12", "venv-py3.9")]
+    in_a_library = dataclasses.replace(unbundled[0], message="flint.libs/libflint-1a2b3c4d.so"
+                                       ".19 NEEDs libgmp.so.10 from the system; the matrix "
+                                       "says libgmp must be bundled")
+    unbundled.append(in_a_library)
     out = gate.grouped([*unbundled, other_lib, *cell])
     assert len(out) == 3
-    assert out[0].message.endswith("(the same in 2 more: flint/_b.so, flint/_c.so)")
+    assert out[0].message.endswith("(the same in 3 more: flint/_b.so, flint/_c.so, "
+                                   "flint.libs/libflint-1a2b3c4d.so.19)")
     assert out[1] == other_lib
     assert out[2].message == "venv-py3.12, venv-py3.9: FAIL: provenance: x"
     assert out[2].cells == ("venv-py3.12", "venv-py3.9")
