@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any, Literal
@@ -170,8 +170,8 @@ def _untested(policy: ReleasePolicy, wheel: Dist, cov: Coverage,
     return _graded(policy, "coverage", "wheel-untested", cov.file,
                    "no cell installed this wheel: it ships unproven (promises "
                    f"{'; '.join(cov.promises)})",
-                   "add a cell this wheel is the pick for (matrix.yaml "
-                   "environments), or drop the file from the release")
+                   "add a cell this wheel is the pick for (matrix.yaml environments); "
+                   "nothing says the wheel is broken, it is only unproven")
 
 
 def could_run(wheel: Dist, runnable: Mapping[str, frozenset[tuple[int, int]]]) -> str | None:
@@ -427,6 +427,9 @@ def cross_check(facts: WheelFacts, cells: Sequence[Mapping[str, Any]], policy: R
 # --- promise vs coverage ------------------------------------------------------------------------
 
 
+FREE_THREADED = "free-threaded CPython"
+
+
 def _python_promises(wheel_tags: Iterable[Tag]) -> list[tuple[str, tuple[int, int], bool]]:
     """(implementation, minimum or exact version, open-ended) per interpreter tag."""
     out = []
@@ -435,6 +438,8 @@ def _python_promises(wheel_tags: Iterable[Tag]) -> list[tuple[str, tuple[int, in
         if not m:
             continue
         impl = {"cp": "CPython", "pp": "PyPy", "py": "Python"}[m[1]]
+        if impl == "CPython" and re.fullmatch(r"cp\d+t", tag.abi):
+            impl = FREE_THREADED
         version = (int(m[2]), int(m[3]) if m[3] else 0)
         open_ended = tag.abi == "abi3" or m[1] == "py"
         out.append((impl, version, open_ended))
@@ -443,6 +448,8 @@ def _python_promises(wheel_tags: Iterable[Tag]) -> list[tuple[str, tuple[int, in
 
 def _python_words(promise: tuple[str, tuple[int, int], bool]) -> str:
     impl, (major, minor), open_ended = promise
+    if impl == FREE_THREADED:
+        return f"{impl} {major}.{minor}t"
     if impl == "Python":
         return f"any Python {major}" + (f".{minor}+" if minor else "")
     return f"{impl} ≥ {major}.{minor} (abi3)" if open_ended else f"{impl} {major}.{minor}"
@@ -466,12 +473,24 @@ def _libc_promises(wheel_tags: Iterable[Tag]) -> tuple[list[str], tuple[int, int
         elif platform == "any":
             words.append("any platform")
         else:
-            words.append(platform)
+            words.append(_os_words(platform))
     if glibc:
         words.insert(0, f"glibc ≥ {glibc[0]}.{glibc[1]}")
     if musl:
         words.insert(0 if not glibc else 1, f"musl ≥ {musl[0]}.{musl[1]}")
     return words, glibc, musl, {a for a in arches if a}
+
+
+def _os_words(platform: str) -> str:
+    """'win_amd64' -> 'Windows x86-64 (win_amd64)'; 'macosx_11_0_arm64' -> 'macOS ≥ 11.0
+    arm64 (macosx_11_0_arm64)'; anything else as it is."""
+    win = {"win32": "x86", "win_amd64": "x86-64", "win_arm64": "arm64"}
+    if platform in win:
+        return f"Windows {win[platform]} ({platform})"
+    mac = re.fullmatch(r"macosx_(\d+)_(\d+)_(\w+)", platform)
+    if mac:
+        return f"macOS ≥ {mac[1]}.{mac[2]} {mac[3]} ({platform})"
+    return platform
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -490,15 +509,17 @@ def promise_vs_coverage(wheel: Dist, cells: Sequence[Mapping[str, Any]],
     pythons = _python_promises(wheel.tags)
     libc_words, glibc, musl, arches = _libc_promises(wheel.tags)
     promises = [*(_python_words(p) for p in pythons), *libc_words, *sorted(arches)]
-    seen_py = sorted({(str(f.get("implementation", "cpython")), _version(str(f.get(
-        "version", "")))[:2]) for f in facts if f.get("version")})
+    seen_py = sorted({(str(f.get("implementation", "cpython")) + (
+        "-ft" if "t" in str(f.get("abiflags", "")) else ""), _version(str(f.get(
+            "version", "")))[:2]) for f in facts if f.get("version")})
     seen_glibc = sorted({_version(str(f["glibc"])) for f in facts if f.get("glibc")})
     seen_musl = sorted({_version(tags_mod.musl_version(f)) for f in facts
                         if tags_mod.musl_version(f)})
     seen_arch = sorted({str(f["machine"]) for f in facts if f.get("machine")})
     covered = []
     for impl in dict.fromkeys(i for i, _ in seen_py):
-        name = {"cpython": "CPython", "pypy": "PyPy"}.get(impl, impl)
+        name = {"cpython": "CPython", "pypy": "PyPy", "cpython-ft": FREE_THREADED}.get(
+            impl, impl)
         covered.append(f"{name} {', '.join(_dotted(v) for i, v in seen_py if i == impl)}")
     if seen_glibc:
         covered.append(f"glibc {_dotted(seen_glibc[0])}" + (
@@ -506,7 +527,8 @@ def promise_vs_coverage(wheel: Dist, cells: Sequence[Mapping[str, Any]],
     if seen_musl:
         covered.append(f"musl {', '.join(_dotted(v) for v in seen_musl)}")
     covered += seen_arch
-    untested = _python_gaps(pythons, {v for i, v in seen_py if i == "cpython"})
+    untested = _python_gaps(pythons, {v for i, v in seen_py if i == "cpython"},
+                            {v for i, v in seen_py if i == "cpython-ft"})
     untested += _libc_gap("glibc", glibc, seen_glibc) + _libc_gap("musl", musl, seen_musl)
     untested += [f"{a} machines" for a in sorted(arches - set(seen_arch))]
     return Coverage(file=wheel.filename, promises=tuple(promises), covered=tuple(covered),
@@ -515,9 +537,15 @@ def promise_vs_coverage(wheel: Dist, cells: Sequence[Mapping[str, Any]],
 
 
 def _python_gaps(pythons: Sequence[tuple[str, tuple[int, int], bool]],
-                 seen: set[tuple[int, ...]]) -> list[str]:
+                 seen: set[tuple[int, ...]],
+                 seen_free_threaded: Collection[tuple[int, ...]] = ()) -> list[str]:
     gaps = []
     for impl, (major, minor), open_ended in pythons:
+        if impl == FREE_THREADED:
+            if (major, minor) not in seen_free_threaded:
+                gaps.append(f"{impl} {major}.{minor}t (no free-threaded cell; a CPython "
+                            f"{major}.{minor} cell cannot install it)")
+            continue
         if impl != "CPython":
             if impl == "PyPy":
                 gaps.append(f"PyPy {major}.{minor} (no PyPy cell)")

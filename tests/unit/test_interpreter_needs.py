@@ -228,3 +228,16 @@ def test_one_finding_per_cause() -> None:
     assert out[1] == other_lib
     assert out[2].message == "venv-py3.12, venv-py3.9: FAIL: provenance: x"
     assert out[2].cells == ("venv-py3.12", "venv-py3.9")
+
+
+def test_coverage_words_name_os_and_free_threading() -> None:
+    from packaging.tags import parse_tag
+
+    ft = gate._python_promises(parse_tag("cp313-cp313t-manylinux_2_17_x86_64"))
+    assert [gate._python_words(p) for p in ft] == ["free-threaded CPython 3.13t"]
+    assert gate._python_gaps(ft, {(3, 13)}) == [
+        "free-threaded CPython 3.13t (no free-threaded cell; a CPython 3.13 cell cannot "
+        "install it)"]
+    assert gate._python_gaps(ft, set(), {(3, 13)}) == []
+    assert gate._os_words("win_amd64") == "Windows x86-64 (win_amd64)"
+    assert gate._os_words("macosx_11_0_arm64") == "macOS ≥ 11.0 arm64 (macosx_11_0_arm64)"
