@@ -293,8 +293,8 @@ def fallback(release: ReleaseSet, facts: Mapping[str, Any]) -> str:
         return (f"no wheel fits {where} and the release has no sdist: `pip install "
                 f"{release.distribution}=={release.version}` fails there")
     contents = read_sdist(sdist.path)
-    return (f"no wheel fits {where}: pip builds the sdist {sdist.filename} from source; "
-            + build_needs(contents))
+    return (f"no wheel fits {where}: pip builds the sdist {sdist.filename} from source "
+            "(unproven: no cell built it); " + build_needs(contents))
 
 
 def read_sdist(path: Path) -> SdistContents:

@@ -122,7 +122,8 @@ def test_cells_no_wheel_fits_are_uncovered_with_the_fallback(
     uncovered = cells["venv-py3.11"]
     assert uncovered["verdict"] == "UNCOVERED"
     assert uncovered["artifact"] is None and uncovered["pick"]["covered"] is False
-    assert "pip builds the sdist q_kangaroo-1.0.0.tar.gz from source" in uncovered["reason"]
+    assert "pip builds the sdist q_kangaroo-1.0.0.tar.gz from source (unproven: no cell " \
+        "built it)" in uncovered["reason"]
     assert "Rust toolchain" in uncovered["reason"]
     assert uncovered["pick"]["fallback"] == uncovered["reason"]
     assert {c["name"]: c["status"] for c in uncovered["checks"]}["install"] == "not run"
