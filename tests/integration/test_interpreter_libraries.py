@@ -123,3 +123,49 @@ def test_tkinter_absent_makes_the_extension_skipped_optional_unless_required(
     assert imp["status"] == "error" and "the matrix requires q_kangaroo._tk" in imp["detail"]
 
 
+
+
+STDLIB_EXTENSIONS = """\
+import glob, importlib, os, sysconfig
+broken = []
+for path in sorted(glob.glob(os.path.join(sysconfig.get_config_var("DESTSHARED"), "*.so"))):
+    name = os.path.basename(path).split(".")[0]
+    if not name.startswith(("_test", "_xxtest", "xx", "_ctypes_test")):
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            broken.append(f"{name}: {exc}")
+print(len(glob.glob(os.path.join(sysconfig.get_config_var("DESTSHARED"), "*.so"))), broken)
+"""
+
+
+def test_every_images_stdlib_extensions_import(images: dict[str, Any],
+                                               docker_client: Any) -> None:
+    """A copied interpreter whose _tkinter lacks libtk would make tkinter users FAIL there."""
+    for name, built in images.items():
+        out = docker_client.containers.run(built.tag, [built.python, "-c", STDLIB_EXTENSIONS],
+                                           network_mode="none", remove=True)
+        count, broken = out.decode().strip().split(" ", 1)
+        assert int(count) > 30 and broken == "[]", f"{name}: {broken}"
+
+
+def test_container_cells_remove_declared_libraries_but_the_interpreters(
+        derived: dict[str, Path], tmp_path: Path, run_harness: RunHarness,
+        images: dict[str, Any]) -> None:
+    """liblz4 (nothing of Python needs it) is removed from the image and proven gone; libz
+    (CPython's zlib needs it) stays, said before any cell runs; the wheel's libz is proven."""
+    matrix = _matrix(tmp_path, libraries=["gmp", "z", "lz4"],
+                     container=[{"image": "debian11-py3.9"}])
+    run = run_harness(str(derived["bundlesz"]), "--matrix", str(matrix))
+    assert run.returncode == 0, run.output
+    assert "note: libz stays visible in container cells: the interpreter needs it " \
+           "(debian11-py3.9: " in run.output
+    assert run.output.index("stays visible") < run.output.index("PASS")  # before any cell
+    cell = run.cells()["docker-debian11-py3.9"]
+    sterility = _check(cell, "sterility")
+    assert sterility["data"]["evidence"]["lz4"]["files"] == []
+    assert sterility["data"]["evidence"]["lz4"]["dlopen"] == []
+    assert list(sterility["data"]["kept"]) == ["z"]
+    resolved = {r["needed"] for r in _check(cell, "provenance")["data"]["resolutions"]
+                if r["inside"]}
+    assert any(n.startswith("libz-") for n in resolved)
