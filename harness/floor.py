@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from harness.kinds import Cell
     from harness.verdict import CellResult
 
-Kind = Literal["above-floor", "emulator-gap", "not-cpu", "unattributed"]
+Kind = Literal["above-floor", "emulator-gap", "not-cpu", "not-the-wheel", "unattributed"]
+#: kinds that say nothing about the wheel: the cell could not run on that CPU (ERROR)
+NOT_JUDGED: frozenset[Kind] = frozenset({"emulator-gap", "not-the-wheel"})
 UNPAIRED = ("Run its native twin (the same entry without cpu:) beside it: a native PASS "
             "with a floor FAIL is the signature.")
 SIGNATURE = ("a native cell passes while its floor twin dies: native code built for a newer "
@@ -60,6 +62,11 @@ class Fault:
         if self.kind == "emulator-gap" and ins is not None:
             return (f"{self.signal} at {where} on `{ins.text}` ({ins.needs}), which the asked "
                     f"CPU has but qemu does not emulate ({self.cpu}): not the wheel's fault")
+        if self.kind == "not-the-wheel" and ins is not None:
+            return (f"{self.signal} at {where}: `{ins.text}` needs {ins.needs}, which the "
+                    f"emulated CPU {self.cpu} lacks, in a file that is not the wheel's (the "
+                    "interpreter or a system library): this cell cannot run on that CPU; not the "
+                    "wheel's fault")
         if self.kind == "not-cpu" and ins is not None:
             return (f"{self.signal} at {where} on `{ins.text}`, which every x86-64 CPU has: "
                     "not a CPU-floor problem (a deliberate trap such as Rust's abort or "
@@ -145,6 +152,8 @@ def read_fault(exited: Mapping[str, Any], wheel: WheelInfo) -> Fault | None:
         kind = "not-cpu"
     elif found.cell_level is not None and ins.level <= found.cell_level:
         kind = "emulator-gap"
+    elif member is None:
+        kind = "not-the-wheel"
     return replace(found, kind=kind, instruction=ins)
 
 

@@ -197,7 +197,7 @@ def _unreported(name: str, run: ProbeRun, stream: EventStream, results: list[Che
         fault = floor.read_fault(exited, wheel)
         if fault is not None:
             return CheckResult(name=name, status=CheckStatus.ERROR if run.infra_error or
-                               fault.kind == "emulator-gap" else CheckStatus.FAIL,
+                               fault.kind in floor.NOT_JUDGED else CheckStatus.FAIL,
                                code="cpu-fault", detail=fault.text(),
                                data={"cpu_fault": fault.to_json(), "stderr": tail})
         return CheckResult(name=name, status=CheckStatus.ERROR if run.infra_error else

@@ -202,3 +202,11 @@ def test_a_trap_gets_no_cpu_floor_diagnosis() -> None:
     result = judge_one(_died(fault))
     diag = diagnosis.explain(result, make_wheel(), PACKAGE).diagnosis
     assert diag is None or not diag.title.startswith("cpu-floor")
+
+
+def test_the_interpreters_own_code_above_the_floor_is_an_error_not_the_wheels_fail() -> None:
+    fault = {"address": 0x7000, "code": MULX, "object": "/opt/py/lib/libpython3.12.so.1.0",
+             "vaddr": 0x10}
+    imp = judge_one(_died(fault)).check("import")
+    assert imp is not None and imp.status is CheckStatus.ERROR
+    assert "not the wheel's" in imp.detail and "mulx" in imp.detail
