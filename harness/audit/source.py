@@ -46,6 +46,9 @@ class EnvLoad:
 def env_native_loads(source: str | bytes, filename: str = "<string>") -> list[EnvLoad]:
     """Native loads from environment-variable paths in one Python source (SyntaxError if it
     does not parse). Follows names assigned from the environment within the module."""
+    text = source if isinstance(source, bytes) else source.encode("utf-8", "replace")
+    if b"environ" not in text and b"getenv" not in text:  # every source _env_var knows
+        return []  # names one of them: nothing to find, no parse (most files of a release)
     visitor = _EnvLoads()
     visitor.visit(ast.parse(source, filename=filename))
     return visitor.found
