@@ -98,11 +98,9 @@ def scaled_matrix(times: int, where: Path) -> Path:
     """The default matrix with its environments repeated ``times`` (ids made unique)."""
     data = yaml.safe_load((ROOT / "matrix.yaml").read_text())
     data["package"]["reference"] = str(ROOT / data["package"]["reference"])
-    for kind, entries in data["environments"].items():
-        prefix = "venv-py" if kind == "venv" else "docker-"
-        data["environments"][kind] = [
-            {**e, "id": f"{prefix}{e.get('python') if kind == 'venv' else e['image']}-r{i}"}
-            for i in range(times) for e in entries]
+    for kind, entries in data["environments"].items():  # ids: kind, entry, copy
+        data["environments"][kind] = [{**e, "id": f"{kind}-{j}-r{i}"}
+                                      for i in range(times) for j, e in enumerate(entries)]
     path = where / f"matrix-x{times}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
