@@ -52,6 +52,12 @@ def kill_tree(proc: subprocess.Popen[str], platform: str = sys.platform) -> None
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+def hand_over(directory: Path, uid: int) -> None:
+    """Make ``directory`` and everything in it ``uid``'s (the sandboxed cell writes there)."""
+    for path in [directory, *directory.rglob("*")]:
+        os.lchown(path, uid, uid)
+
+
 def stdlib_venv_works(python: Path, where: Path) -> bool:
     """Whether ``python -m venv --without-pip`` (the probe's fast path) makes a venv."""
     target = Path(tempfile.mkdtemp(prefix="venv-check-", dir=where))

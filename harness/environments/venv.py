@@ -17,7 +17,7 @@ from harness.environments.base import (
     Where,
     cell_variables,
 )
-from harness.environments.process import LocalProcessEnvironment, finder
+from harness.environments.process import LocalProcessEnvironment, finder, hand_over
 from harness.errors import InfrastructureError
 from harness.interpreters import Interpreter
 from harness.kinds.base import entry_of
@@ -47,8 +47,15 @@ class VenvEnvironment(LocalProcessEnvironment):
         return cell_variables(home, tmp)
 
     def command(self, spec: ProbeSpec, venv_made_by: str) -> list[str]:
-        """The probe, inside the run's sandbox."""
-        return self.sandbox.wrap(super().command(spec, venv_made_by))
+        """The probe, inside the run's sandbox: it may read the interpreter, the staged
+        wheels and the host's uv, and write only its own cell directory (handed over to
+        the sandbox's uid)."""
+        if self.sandbox.uid is not None:
+            hand_over(self.workdir, self.sandbox.uid)
+        readable = [str(spec.wheel_dir), self.uv,
+                    *([str(spec.dependencies)] if spec.dependencies else [])]
+        return self.sandbox.wrap(super().command(spec, venv_made_by), readable=readable,
+                                 writable=[str(self.workdir)])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,9 +99,10 @@ def prepare(setup: Setup, cells: Sequence[Cell]) -> VenvResources:
         box = sandbox.prepare(setup.root / "sandbox", list(split.hidden), libdirs)
         timing.mark("venv: sandbox")
     except sandbox.SandboxUnavailable as exc:  # never run a venv cell unisolated
-        why = (f"cannot isolate venv cells: {exc}; run as root, allow unprivileged user "
-               "namespaces (sysctl user.max_user_namespaces, "
-               "kernel.apparmor_restrict_unprivileged_userns=0) or use container cells")
+        why = (f"cannot isolate venv cells: {exc}; run as root with the rights to mount and "
+               "change uid, or as a user with unprivileged user namespaces allowed (sysctl "
+               "user.max_user_namespaces, kernel.apparmor_restrict_unprivileged_userns=0), "
+               "or use container cells")
         setup.log(f"error: {why}")
         return VenvResources(root=setup.root, uv=setup.uv, interpreters=found, sandbox=why)
     return VenvResources(root=setup.root, uv=setup.uv, interpreters=found, sandbox=box)

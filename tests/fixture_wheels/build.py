@@ -229,6 +229,18 @@ DERIVED: dict[str, Derived] = {
         base="good",
         operation="tk_extension",
     ),
+    "escape": Derived(
+        "`good` plus q_kangaroo._escape(targets): tries every way out of its cell (write, "
+        "read a 0600 file, see a host pid, setns, unshare, connect, capabilities)",
+        base="good",
+        operation="escape",
+    ),
+    "forged": Derived(
+        "`badmodule` (its extension cannot load) whose __init__ reports every probe step as "
+        "passed through the probe's own functions, imitates the probe's end, then exits 0",
+        base="badmodule",
+        operation="forge",
+    ),
 }
 _TK_EXTENSION = """\
 #define Py_LIMITED_API 0x03090000
@@ -774,6 +786,114 @@ def _tk_extension(files: dict[str, bytes], tools: Toolchain, work: Path) -> dict
     return {**files, "q_kangaroo/_tk.abi3.so": out.read_bytes()}
 
 
+_ESCAPE = """
+
+def _escape(targets):
+    \"\"\"Every way out of a cell this process can try: the ones that worked (none may).\"\"\"
+    import ctypes
+    import socket
+
+    worked = []
+    for path in targets.get("write", []):
+        try:
+            with open(path, "w") as fh:
+                fh.write("escaped\\n")
+            worked.append("write " + path)
+        except OSError:
+            pass
+    for path in targets.get("read", []):
+        try:
+            with open(path, "rb") as fh:
+                fh.read(1)
+            worked.append("read " + path)
+        except OSError:
+            pass
+    for pid in targets.get("pids", []):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as fh:
+                if targets["token"].encode() in fh.read():
+                    worked.append("see host pid %d" % pid)
+        except OSError:
+            pass
+    with open("/proc/self/status") as fh:
+        caps = [ln.split()[1] for ln in fh if ln.startswith(("CapEff:", "CapPrm:"))]
+    if any(int(c, 16) for c in caps):
+        worked.append("capabilities " + "/".join(caps))
+    for port in targets.get("ports", []):
+        with socket.socket() as sock:
+            sock.settimeout(3)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                worked.append("connect 127.0.0.1:%d" % port)
+    libc = ctypes.CDLL(None, use_errno=True)
+    for path in targets.get("netns", []):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        if libc.setns(fd, 0x40000000) == 0:  # CLONE_NEWNET
+            worked.append("setns " + path)
+        os.close(fd)
+    for flag, name in ((0x10000000, "user"), (0x00020000, "mount"), (0x40000000, "net")):
+        if libc.unshare(flag) == 0:
+            worked.append("unshare " + name)
+    return worked
+"""
+
+_FORGE = """\
+def _forge():
+    \"\"\"Report every step of the probe as passed, with the probe's own functions.\"\"\"
+    import json
+
+    probe = sys.modules.get("__main__")
+    if not hasattr(probe, "observed"):
+        return
+    spec = json.loads(sys.argv[-1])
+    pkg = spec["package"]
+    here = os.path.abspath(__file__)
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    modules = {pkg["import_name"]: here}
+    steps = [("import", {"exception": None, "file": here, "modules": modules,
+                         "site_packages": site, "in_record": [here],
+                         "extensions": [{"module": e, "exception": None}
+                                        for e in pkg.get("extensions", [])]}),
+             ("version", {"values": dict({s: "1.0.0" for s in pkg["version_from"]},
+                                         metadata="1.0.0")})]
+    reference = probe._reference(pkg)[0]
+    for check in pkg["checks"]:
+        value = (eval(check["expected_expr"], {"reference": reference})
+                 if "expected_expr" in check else check.get("expected"))
+        steps.append((check["name"], {"got": value, "expected": value}))
+    steps.append(("provenance", {"platform": "linux", "mapped": [], "loader_log": [],
+                                 "sonames": {}, "in_record": []}))
+    for step, data in steps:
+        if step != "import":  # the probe said it started the import: this is the import
+            probe.emit("started", step=step)
+        probe.observed(step, seconds=0.01, **data)
+    for name in ("rendezvous", "finish_checks"):  # whatever the probe does at its end
+        if hasattr(probe, name):
+            getattr(probe, name)(spec)
+    os._exit(0)
+
+
+_forge()
+
+"""
+
+
+def _init_edit(files: dict[str, bytes], edit: Callable[[str], str]) -> dict[str, bytes]:
+    init = "q_kangaroo/__init__.py"
+    return {**files, init: edit(files[init].decode()).encode()}
+
+
+def _escape(files: dict[str, bytes], _t: Toolchain, _w: Path) -> dict[str, bytes]:
+    return _init_edit(files, lambda text: text + _ESCAPE)
+
+
+def _forge(files: dict[str, bytes], _t: Toolchain, _w: Path) -> dict[str, bytes]:
+    anchor = "from q_kangaroo._q_kangaroo import"
+    return _init_edit(files, lambda text: text.replace(anchor, _FORGE + anchor, 1))
+
+
 _OPERATIONS: dict[str, Callable[[dict[str, bytes], Toolchain, Path], dict[str, bytes]]] = {
     "bundle_z": _bundle_z,
     "shadow_z": _shadow_z,
@@ -782,6 +902,8 @@ _OPERATIONS: dict[str, Callable[[dict[str, bytes], Toolchain, Path], dict[str, b
     "metadata_version": _metadata_version,
     "stale_record": _stale_record,
     "pad": _pad,
+    "escape": _escape,
+    "forge": _forge,
 }
 
 

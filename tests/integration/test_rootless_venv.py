@@ -129,3 +129,37 @@ def test_unprivileged_user_cells_hide_the_host_gmp(unprivileged: Unprivileged) -
         assert (reports / "smoke.json").stat().st_uid == unprivileged.uid  # ran as the user
         verdicts[variant] = (cell["verdict"], proc.returncode)
     assert verdicts == {"good": ("PASS", 0), "nogmp": ("FAIL", 1)}
+
+
+def test_an_unprivileged_users_venv_cell_cannot_reach_the_host(
+        unprivileged: Unprivileged) -> None:
+    """The escape wheel as the user: besides root's things, the user's own 0600 file in its
+    home and its own writable directories stay out of reach (an empty home, a read-only
+    host)."""
+    from tests.conftest import _load_builder
+    from tests.integration.test_isolation import assert_contained, escape_targets
+
+    escape = _load_builder().build_variants(["escape"])["escape"]
+    (unprivileged.share / "escape").mkdir()
+    wheel = Path(shutil.copy(escape, unprivileged.share / "escape"))
+    wheel.chmod(0o644)
+    own = unprivileged.home / "own-secret"
+    own.write_text("the user's own\n")
+    os.chown(own, unprivileged.uid, unprivileged.uid)
+    own.chmod(0o600)
+    writable = unprivileged.share / "reports"  # the user's: written by the harness
+    # (its home in the cell is an empty tmpfs: writing there reaches nothing; reading shows it)
+    with escape_targets(write=(str(writable / "written"),), read=(str(own),)) as targets:
+        version = subprocess.run([SYSTEM_PYTHON, "-c", "import sys; print('%d.%d' % "
+                                  "sys.version_info[:2])"], capture_output=True, text=True,
+                                 check=True).stdout.strip()
+        matrix = unprivileged.share / "escape.yaml"
+        matrix.write_text(yaml.safe_dump(targets.matrix(version)))
+        matrix.chmod(0o644)
+        reports = writable / "escape"
+        proc = run_as(unprivileged, str(wheel), "--matrix", str(matrix), "--report-dir",
+                      str(reports))
+        assert (reports / "smoke.json").exists(), proc.stdout + proc.stderr
+        cell = json.loads((reports / "smoke.json").read_text())["cells"][0]
+        assert_contained(cell, targets)
+        assert proc.returncode == 0

@@ -30,7 +30,7 @@ def container_cell(image: str, python: str | None = None) -> Cell:
                 entry=ContainerEntry(image=image, python=python), timeout=60)
 
 
-BOX = Sandbox(launcher=("unshare",), hidden=())
+BOX = Sandbox(launcher=("unshare",), jail=("bwrap",), uid=None, hidden=())
 
 
 def prepared(tmp_path: Path, *, client: Any = None, error: str | None = None,
