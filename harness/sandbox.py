@@ -128,7 +128,9 @@ class Sandbox:
         tail = [a for cover, keep in sorted(covers.items()) for a in (cover, *keep, ";")]
         binds = [a for p in ro for a in ("--ro-bind", p, p)]
         binds += [a for p in rw for a in ("--bind", p, p)]
-        return [*self.launcher, *tail, "--", *self.jail, *binds, "--", *argv]
+        # bwrap sets PWD: the cell's environment is exactly what the harness gave
+        return [*self.launcher, *tail, "--", *self.jail, *binds, "--", _tool("env"), "-u",
+                "PWD", "--", *argv]
 
 
 def _tool(name: str) -> str:

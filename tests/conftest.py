@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,3 +163,16 @@ def smoke_containers(client: Any, *, run: str | None = None, pid: int | None = N
     label = (f"q-kangaroo-smoke.run={run}" if run is not None
              else f"q-kangaroo-smoke.pid={pid}")
     return list(client.containers.list(all=True, filters={"label": label}))
+
+
+@pytest.fixture
+def visible_dir() -> Iterator[Path]:
+    """A directory a venv cell sees (its /tmp is its own, so not under tmp_path), readable
+    by the cell's uid; removed afterwards."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="qk-visible-", dir="/var/lib"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -107,12 +107,12 @@ _atexit.register(lambda: _ctypes.string_at(0))
 
 
 def test_gmp_loaded_and_unloaded_or_loaded_by_a_subprocess_is_caught(
-        wheels: dict[str, Path], run_harness: RunHarness, tmp_path: Path) -> None:
+        wheels: dict[str, Path], run_harness: RunHarness, tmp_path: Path,
+        visible_dir: Path) -> None:
     """Outside the loader's search path the sandbox cannot hide it; the loader log sees it."""
     import shutil
 
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
+    elsewhere = visible_dir  # the cell's /tmp is its own
     real = subprocess.run(["sh", "-c", "ldconfig -p | grep -m1 'libgmp.so.10 ' | sed 's/.*=> //'"],
                           capture_output=True, text=True).stdout.strip()
     shutil.copy(real, elsewhere / "libbignum.so.1")

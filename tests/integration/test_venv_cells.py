@@ -105,7 +105,8 @@ def test_host_linker_cache_is_untouched(wheels: dict[str, Path],
 
 
 def test_renamed_gmp_reached_through_an_absolute_runpath_is_caught(
-        wheels: dict[str, Path], run_harness: RunHarness, tmp_path: Path) -> None:
+        wheels: dict[str, Path], run_harness: RunHarness, tmp_path: Path,
+        visible_dir: Path) -> None:
     """A copy of the system's libgmp under another name, outside the search path: the
     sandbox cannot hide what it cannot name, so provenance must catch it by SONAME."""
     import sys
@@ -113,8 +114,7 @@ def test_renamed_gmp_reached_through_an_absolute_runpath_is_caught(
 
     from tests.integration.wheel_surgery import rewrite
 
-    libdir = tmp_path / "elsewhere"
-    libdir.mkdir()
+    libdir = visible_dir
     real = subprocess.run(["sh", "-c", "ldconfig -p | grep -m1 'libgmp.so.10 ' | sed 's/.*=> //'"],
                           capture_output=True, text=True).stdout.strip()
     shutil.copy(real, libdir / "libbignum.so.1")
