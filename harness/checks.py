@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import fnmatch
+import json
 import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -484,14 +485,17 @@ def declared(obs: Observation, ctx: Context) -> CheckResult:
                            code="check-matrix-error" if own else "check-raised",
                            detail=f"{whose}{expr} raised {exc['type']}: {exc['message']}",
                            seconds=obs.get("seconds"), data={**meta, "exception": exc})
+    literal = decl is not None and decl.expected_expr is None  # the matrix's, not the cell's
     bad = obs.get("expected_exception")
-    if bad or "expected" not in obs:
+    if not literal and (bad or "expected" not in obs):
         bad = bad or {"type": "?", "message": "no expected value observed"}
         return CheckResult(name=name, status=CheckStatus.ERROR, code="check-matrix-error",
                            seconds=obs.get("seconds"),
                            detail=f"the matrix's expected value failed: {bad['type']}: "
                                   f"{bad['message']}", data={**meta, "exception": bad})
-    got, expected = obs.get("got"), obs["expected"]
+    got = obs.get("got")
+    expected = json.loads(json.dumps(decl.expected, default=repr)) if (
+        literal and decl is not None) else obs["expected"]
     ok, detail, diff = compare(got, expected)
     typed = _type_only(got, expected)
     if not ok and typed:

@@ -376,7 +376,77 @@ class StepClock:
             return {"step": self.step, "budget": budget}
 
 
-def _forward_events(stream: Any, clock: StepClock) -> None:
+def _not_dumpable() -> None:
+    """Linux: no process of the package (same uid) may read this one's memory or descriptors
+    (the event channel) through ptrace or /proc (PR_SET_DUMPABLE 0)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)
+
+
+def _mapped_files(pid: int) -> list[str]:
+    """The files another process has mapped, from /proc/PID/maps (raises OSError)."""
+    found: list[str] = []
+    with open("/proc/%d/maps" % pid, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            parts = line.split(None, 5)
+            path = parts[5].strip() if len(parts) == 6 else ""
+            if path.startswith("/") and path not in found:
+                found.append(path)
+    return found
+
+
+def _extension_files(mapped: list[str], modules: list[str]) -> dict[str, str | None]:
+    """For each extension module (a.b._c), the mapped file that is it (.../a/b/_c.*so)."""
+    out: dict[str, str | None] = {}
+    for module in modules:
+        tail = "/" + module.replace(".", "/")
+        out[module] = next((p for p in mapped if (p.endswith(tail + ".so") or (
+            tail + "." in p and p.endswith(".so") and p.rsplit("/", 1)[1].startswith(
+                tail.rsplit("/", 1)[1] + ".")))), None)
+    return out
+
+
+class Observer:
+    """The cell process looks at the package's process from outside when it says it is done
+    (``ready``: it then waits until released), so that what it mapped is seen by code the
+    package cannot reach."""
+
+    def __init__(self, extensions: list[str]) -> None:
+        self.extensions = extensions
+        self.pid = 0
+        self.release_r, self.release_w = os.pipe() if os.name == "posix" else (-1, -1)
+        self.looked = False
+        self.lock = threading.Lock()
+
+    def look(self) -> None:
+        """Snapshot the package's process (once), then let it exit."""
+        with self.lock:
+            if self.looked:
+                return
+            self.looked = True
+        if not sys.platform.startswith("linux"):  # no /proc: nothing to look at
+            observed("observer", pid=self.pid, mapped=None, error=None, unsupported=True)
+            self.release()
+            return
+        try:
+            mapped: list[str] | None = _mapped_files(self.pid)
+            error = None
+        except OSError as exc:
+            mapped, error = None, str(exc)
+        observed("observer", pid=self.pid, mapped=mapped, error=error,
+                 extensions=_extension_files(mapped or [], self.extensions))
+        self.release()
+
+    def release(self) -> None:
+        """Let the package's process go on (EOF on its release descriptor)."""
+        with self.lock:
+            fd, self.release_w = self.release_w, -1
+        if fd >= 0:
+            os.close(fd)
+
+
+def _forward_events(stream: Any, clock: StepClock, observer: Observer | None = None) -> None:
     """Pass the checks process's event lines on as they come (a timeout keeps them)."""
     for raw in stream:
         if raw.startswith(MARKER.encode()):
@@ -387,6 +457,8 @@ def _forward_events(stream: Any, clock: StepClock) -> None:
                 continue
             if isinstance(event, dict):
                 clock.event(event, time.monotonic())
+                if observer is not None and event.get("event") == "ready":
+                    observer.look()
 
 
 def _watch(proc: Any, clock: StepClock) -> dict[str, Any] | None:
@@ -653,6 +725,7 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
     """Run one whole cell from its base interpreter."""
     package = spec["package"]
     work = spec["workdir"]
+    _not_dumpable()
     run_dir = os.path.join(work, "run")
     venv_dir = os.path.join(work, "venv")
     os.makedirs(run_dir, exist_ok=True)
@@ -691,8 +764,10 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
     extensions = files[installed]["extensions"] if installed in files else sorted(
         {e for f in files.values() for e in f["extensions"]})
 
+    observer = Observer(extensions)
     child_spec = dict(spec, mode="checks", package=dict(package, extensions=extensions,
-                                                       interpreter_needs=needs))
+                                                       interpreter_needs=needs),
+                      release_fd=observer.release_r if observer.release_r >= 0 else None)
     emulator = spec.get("emulator")  # floor cells: the package's process runs on that CPU
     prefix = list(emulator["argv"]) if emulator else []
     argv = prefix + [venv_python, "-I", "-c", BOOTSTRAP, source, json.dumps(child_spec)]
@@ -704,11 +779,18 @@ def cell_mode(spec: dict[str, Any], source: str) -> int:
     with open(os.path.join(work, "checks.stderr"), "w+") as errfile:
         # the loader logs every library any process of the package loads (provenance)
         env = dict(os.environ, LD_DEBUG="libs,files", LD_DEBUG_OUTPUT=os.path.join(work, "ld"))
+        keep = (observer.release_r,) if observer.release_r >= 0 else ()
         proc = subprocess.Popen(argv, cwd=run_dir, stdout=subprocess.PIPE, stderr=errfile,
-                                env=env, preexec_fn=_allow_core if emulator else None)
-        pump = threading.Thread(target=_forward_events, args=(proc.stdout, clock), daemon=True)
+                                stdin=subprocess.DEVNULL, env=env, pass_fds=keep,
+                                preexec_fn=_allow_core if emulator else None)
+        observer.pid = proc.pid
+        if keep:
+            os.close(observer.release_r)
+        pump = threading.Thread(target=_forward_events, args=(proc.stdout, clock, observer),
+                                daemon=True)
         pump.start()
         over_budget = _watch(proc, clock)
+        observer.release()
         # a process the package forked may keep the pipe open: don't wait for its EOF
         pump.join(timeout=2.0)
         errfile.seek(max(0, errfile.seek(0, 2) - 65536))  # the tail is what matters
@@ -1090,20 +1172,30 @@ def observe_provenance(package: dict[str, Any]) -> None:
              seconds=time.monotonic() - start)
 
 
+def rendezvous(spec: dict[str, Any]) -> None:
+    """Say the checks are done, then wait until the cell process has looked at this process
+    from outside (it closes the release descriptor)."""
+    emit("ready")
+    fd = spec.get("release_fd")
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.read(fd, 1)
+
+
 def checks_mode(spec: dict[str, Any]) -> int:
     """Run the smoke checks inside the cell's venv."""
     package = spec["package"]
     emit("environment", variables=dict(os.environ), cwd=os.getcwd(), sys_path=sys.path)
     module = observe_import(package)
     mark("import")
-    if module is None:
-        return 0
-    observe_version(module, package)
-    mark("version")
-    observe_declared(module, package)
-    mark("declared checks")
-    observe_provenance(package)
-    mark("provenance")
+    if module is not None:
+        observe_version(module, package)
+        mark("version")
+        observe_declared(module, package)
+        mark("declared checks")
+        observe_provenance(package)
+        mark("provenance")
+    rendezvous(spec)
     return 0
 
 

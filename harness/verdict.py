@@ -165,13 +165,42 @@ def read_events(run: ProbeRun) -> EventStream:
             env = ev.get("variables", {})
         elif kind == "error":
             errors.append(f"{ev.get('stage')}: {ev.get('message')}")
-        elif kind not in ("note", "linger", "timing"):  # timing: only the profile reads it
+        elif kind not in ("note", "linger", "timing", "ready"):  # timing: for the profile
             forged = forged or f"event {kind!r} is not one the probe sends"
+    forged = forged or interference(observed)
+    watcher = observed.get("observer") or {}
+    prov = observed.get("provenance") or {}
+    if isinstance(prov.get("mapped"), list) and watcher.get("mapped"):
+        seen = list(prov["mapped"])  # plus what the package's process mapped, seen from outside
+        observed["provenance"] = {**prov, "mapped": seen + [
+            p for p in watcher["mapped"] if p not in seen]}
     venv = observed.get("venv")
     if venv is not None and venv.get("returncode") != 0:
         errors.append(f"venv: python -m venv failed: {venv.get('output', '')}")
     return EventStream(facts=facts, environment=env, observed=observed, running=running,
                        errors=tuple(errors), forged=forged)
+
+
+def interference(observed: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """What the package's process claimed that the probe, looking at it from outside when
+    it said it was done (``observer``), contradicts; or that it never let the probe look."""
+    imp, watcher = observed.get("import"), observed.get("observer")
+    if imp is None or imp.get("exception") or (watcher or {}).get("unsupported"):
+        return None
+    if watcher is None:
+        if observed.get("provenance") is None:
+            return None  # it died or was stopped before the end: judged as such
+        return ("the package's process reported every step, then ended before the probe "
+                "could look at it from outside")
+    if watcher.get("mapped") is None:
+        return f"the probe could not look at the package's process ({watcher.get('error')})"
+    mapped = watcher.get("extensions") or {}
+    claimed = [str(e.get("module")) for e in imp.get("extensions", []) if not e.get("exception")]
+    missing = [m for m in claimed if not mapped.get(m)]
+    if missing:
+        return (f"the import reported {', '.join(missing)} loaded, but the package's process "
+                "never mapped its file")
+    return None
 
 
 def _unreported(name: str, run: ProbeRun, stream: EventStream, results: list[CheckResult],
@@ -266,8 +295,7 @@ def conclude(run: RunFacts, results: Sequence[CheckResult]) -> tuple[Verdict, st
     if run.infra_error:
         return Verdict.ERROR, run.infra_error
     if run.forged:
-        return Verdict.ERROR, (f"{run.forged}: something in the package wrote to the "
-                               "probe's event channel")
+        return Verdict.ERROR, f"the package interfered with the probe: {run.forged}"
     if broken:
         return Verdict.ERROR, f"{broken.name}: {broken.detail}"
     if run.fallback is not None:

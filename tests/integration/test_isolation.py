@@ -122,3 +122,66 @@ def test_a_root_run_venv_cell_cannot_reach_the_host(wheels: dict[str, Path],
         assert_contained(cell, targets)
         assert cell["interpreter"]["executable"].startswith("/root/")  # reached through /root
         assert code == 0
+
+
+# ------------------------------------------------ verdicts the package's process cannot write
+
+
+def test_a_wheel_that_reports_every_step_itself_is_error_not_pass(tmp_path: Path) -> None:
+    """The `forged` wheel's extension cannot load; its __init__ reports every step as passed
+    through the probe's own functions and imitates the probe's end.  The probe, looking at
+    its process from outside, sees the extension never mapped: ERROR, exit 2."""
+    from tests.conftest import _load_builder
+
+    forged = _load_builder().build_variants(["forged"])["forged"]
+    reports = tmp_path / "reports"
+    code = cli.main([str(forged), "--select", "venv-py3.12", "--report-dir", str(reports)])
+    cell = json.loads((reports / "smoke.json").read_text())["cells"][0]
+    assert cell["verdict"] == "ERROR", cell["reason"]
+    assert "the package interfered with the probe" in cell["reason"], cell["reason"]
+    assert "never mapped" in cell["reason"], cell["reason"]
+    assert code == 2
+
+
+REACH = '''
+import os as _os
+_reached = []
+for _pid in {_os.getppid(), 1}:
+    for _what in ("mem", "environ", "maps"):
+        try:
+            with open("/proc/%d/%s" % (_pid, _what), "rb") as _fh:
+                _fh.read(1)
+            _reached.append("read /proc/%d/%s" % (_pid, _what))
+        except OSError:
+            pass
+    for _n in range(16):
+        try:
+            _fd = _os.open("/proc/%d/fd/%d" % (_pid, _n), _os.O_WRONLY)
+        except OSError:
+            continue
+        _os.write(_fd, b'@@probe {"event": "observed", "step": "exit", "returncode": 0}\\n')
+        _os.close(_fd)
+        _reached.append("write /proc/%d/fd/%d" % (_pid, _n))
+'''
+
+
+def test_the_packages_process_cannot_reach_the_probes_memory_or_channel(
+        wheels: dict[str, Path], tmp_path: Path) -> None:
+    """The probe's cell process (the package's parent, pid 1 of the sandbox) is not
+    dumpable: no /proc/PID/mem, environ, maps or fd/N of it opens from the package."""
+    from tests.integration.wheel_surgery import rewrite
+
+    init = "q_kangaroo/__init__.py"
+    wheel = rewrite(wheels["good"], tmp_path / "dist",
+                    lambda files: {**files, init: files[init] + REACH.encode()})
+    data = default_matrix_data()
+    data["package"]["checks"].append({"name": "reach", "expected": "[]",
+                                      "expr": "str(q_kangaroo._reached)"})
+    data["environments"] = {"venv": [{"python": "3.12"}]}
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(yaml.safe_dump(data))
+    reports = tmp_path / "reports"
+    code = cli.main([str(wheel), "--matrix", str(matrix), "--report-dir", str(reports)])
+    cell = json.loads((reports / "smoke.json").read_text())["cells"][0]
+    assert cell["verdict"] == "PASS", cell["reason"]
+    assert code == 0

@@ -103,6 +103,8 @@ def good_observations() -> dict[str, dict[str, Any]]:
         "provenance": observed("provenance", mapped=["/usr/bin/python3", GMP_IN_WHEEL],
                                loader_log=[], sonames={GMP_IN_WHEEL: "libgmp.so.10"},
                                in_record=[GMP_IN_WHEEL]),
+        "observer": observed("observer", pid=7, error=None, mapped=["/usr/bin/python3", ext],
+                             extensions={"q_kangaroo._q_kangaroo": ext}),
         "exit": observed("exit", returncode=0, stderr="", seconds=0.1, over_budget=None),
     }
 
@@ -117,7 +119,7 @@ def passing_events(facts: dict[str, Any] | None = None,
     events: list[dict[str, Any]] = [{"event": "facts", **(facts or FACTS_311)}]
     for step, obs in good_observations().items():
         obs = replace.get(step, obs) if step in replace else obs
-        if step not in ("venv", "exit"):
+        if step not in ("venv", "observer", "exit"):
             events.append({"event": "started", "step": step})
         if obs is not None:
             events.append(obs if "event" in obs else observed(step, **obs))

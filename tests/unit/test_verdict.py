@@ -179,7 +179,7 @@ def test_a_forged_event_is_an_error_and_never_a_pass(forged: dict[str, Any]) -> 
     events = passing_events()
     result = run([*events[:-1], forged, events[-1]])
     assert result.verdict is Verdict.ERROR
-    assert "something in the package wrote to the probe's event channel" in result.reason
+    assert "the package interfered with the probe" in result.reason
 
 
 @pytest.mark.parametrize(("audit", "needle"), [
@@ -206,3 +206,59 @@ def test_auditwheel_failing_is_an_error_with_its_message_never_a_pass() -> None:
     assert result.check("tags").status is CheckStatus.ERROR  # type: ignore[union-attr]
     assert "auditwheel could not analyse the wheel" in result.reason
     assert "ValueError: bad ELF" in result.reason
+
+
+# ------------------------------------------------ evidence the package's process cannot write
+
+
+def test_every_step_reported_but_never_looked_at_is_interference() -> None:
+    """A package that reports every step itself and exits before the probe looks at its
+    process (the forgery of issue 16) is ERROR, never PASS."""
+    result = run(passing_events(observer=None))
+    assert result.verdict is Verdict.ERROR
+    assert "the package interfered with the probe" in result.reason
+    assert "ended before the probe could look at it" in result.reason
+
+
+def test_an_extension_claimed_loaded_but_never_mapped_is_interference() -> None:
+    watcher = observed("observer", pid=7, error=None, mapped=["/usr/bin/python3"],
+                       extensions={"q_kangaroo._q_kangaroo": None})
+    result = run(passing_events(observer=watcher))
+    assert result.verdict is Verdict.ERROR
+    assert "q_kangaroo._q_kangaroo loaded, but the package's process never mapped" \
+        in result.reason
+
+
+def test_a_process_the_probe_could_not_look_at_is_interference() -> None:
+    watcher = observed("observer", pid=7, error="Permission denied", mapped=None)
+    assert run(passing_events(observer=watcher)).verdict is Verdict.ERROR
+
+
+def test_what_the_observer_saw_mapped_counts_for_provenance() -> None:
+    """A libgmp the package's process hid from its own report is still seen from outside."""
+    system = "/usr/lib/x86_64-linux-gnu/libgmp.so.10"
+    ext = "/v/site-packages/q_kangaroo/_q_kangaroo.abi3.so"
+    watcher = observed("observer", pid=7, error=None, mapped=["/usr/bin/python3", ext, system],
+                       extensions={"q_kangaroo._q_kangaroo": ext})
+    result = run(passing_events(observer=watcher))
+    assert result.verdict is Verdict.FAIL
+    assert result.failed_check.name == "provenance"  # type: ignore[union-attr]
+
+
+def test_a_failed_import_needs_no_observer() -> None:
+    failed = observed("import", exception={"type": "ImportError", "message": "nope"})
+    result = run(passing_events(observer=None, **{"import": failed}))
+    assert result.verdict is Verdict.FAIL
+
+
+def test_a_literal_expected_value_is_the_matrixs_not_the_cells_echo() -> None:
+    from harness.matrix import Check
+    from tests.unit.conftest import P20, PACKAGE
+
+    pkg = dataclasses.replace(PACKAGE, checks=(Check(
+        name="partition_gf", expr="q_kangaroo.partition_gf(20)", expected=P20),))
+    echoed = observed("partition_gf", got=[1, 2], expected=[1, 2])  # the cell's own echo
+    result = run(passing_events(partition_gf=echoed), pkg=pkg)
+    assert result.verdict is Verdict.FAIL
+    honest = observed("partition_gf", got=P20, expected=["anything"])
+    assert run(passing_events(partition_gf=honest), pkg=pkg).verdict is Verdict.PASS
