@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
+import os
 import platform
 import re
+import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -301,28 +305,60 @@ def write(report_dir: Path, run: RunInfo, results: Sequence[CellResult]) -> dict
     return write_documents(report_dir, to_json(run, results), to_junit(run, results))
 
 
+def _private_temp(final: Path) -> Path:
+    """A new file beside ``final`` that nobody else made (O_EXCL, unique name, 0644)."""
+    fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)
+    finally:
+        os.close(fd)
+    return Path(name)
+
+
+@contextlib.contextmanager
+def _report_lock(report_dir: Path) -> Iterator[None]:
+    """One run writes into ``report_dir`` at a time (a lock on the directory itself); others
+    wait for it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: unique temporary files still keep every file whole
+        yield
+        return
+    fd = os.open(report_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def write_documents(report_dir: Path, data: ReportDoc,
                     junit: ET.ElementTree) -> dict[str, Path]:
-    """Write a JSON report, its JUnit XML and its markdown summary atomically (temporary
-    files first, then renamed: on failure the previous reports stay intact and no temporary
-    file is left); then append the summary to ``$GITHUB_STEP_SUMMARY`` when set."""
+    """Write a JSON report, its JUnit XML and its markdown summary atomically (unique
+    temporary files first, then renamed, one run at a time: on failure the previous reports
+    stay intact and no temporary file is left); then append the summary to
+    ``$GITHUB_STEP_SUMMARY`` when set."""
     final = paths(report_dir)
-    tmp = {k: p.with_name(f"{p.name}.tmp") for k, p in final.items()}
+    tmp: dict[str, Path] = {}
     ET.indent(junit)
     text = summary.markdown(data)
     try:
         report_dir.mkdir(parents=True, exist_ok=True)
-        tmp["json"].write_text(json.dumps(data, indent=2, default=str) + "\n")
-        junit.write(tmp["junit"], encoding="utf-8", xml_declaration=True)
-        tmp["summary"].write_text(text, encoding="utf-8")
-        for key, path in tmp.items():
-            path.replace(final[key])
+        with _report_lock(report_dir):
+            tmp = {k: _private_temp(p) for k, p in final.items()}
+            tmp["json"].write_text(json.dumps(data, indent=2, default=str) + "\n")
+            junit.write(tmp["junit"], encoding="utf-8", xml_declaration=True)
+            tmp["summary"].write_text(text, encoding="utf-8")
+            for key, path in tmp.items():
+                path.replace(final[key])
     except OSError as exc:
         for path in tmp.values():
             path.unlink(missing_ok=True)
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
         raise ReportWriteError(f"could not write the reports to {report_dir.absolute()} "
                                f"({exc.strerror or exc}); any previous report there is "
-                               "unchanged; free space there or pass another --report-dir") \
-            from exc
+                               "unchanged; " + ("free space there" if full else
+                                                "check that directory") +
+                               " or pass another --report-dir") from exc
     summary.append_to_step_summary(text)
     return final

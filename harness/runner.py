@@ -123,6 +123,20 @@ class Staged:
     dependencies: Path | None
 
 
+def _claim(parent: Path, run_id: str) -> Path:
+    """A new run directory that is this process's from the moment the reaper can see it:
+    made under a name the reaper ignores, its owner.pid written, then renamed to run-*."""
+    born = Path(tempfile.mkdtemp(prefix=f".new-run-{run_id}-", dir=parent))
+    try:
+        (born / "owner.pid").write_text(str(os.getpid()))
+        root = parent / born.name[len(".new-"):]
+        born.rename(root)
+    except BaseException:
+        shutil.rmtree(born, ignore_errors=True)
+        raise
+    return root
+
+
 @contextmanager
 def run_directory(wheels: Sequence[Path], dependencies: Path | None = None
                   ) -> Iterator[Staged]:
@@ -132,9 +146,8 @@ def run_directory(wheels: Sequence[Path], dependencies: Path | None = None
     parent = private_parent()
     reap_temp_dirs(parent)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    root = Path(tempfile.mkdtemp(prefix=f"run-{run_id}-", dir=parent))
+    root = _claim(parent, run_id)
     try:
-        (root / "owner.pid").write_text(str(os.getpid()))
         _stage(wheels, root / "wheel")
         deps = None
         if dependencies is not None:

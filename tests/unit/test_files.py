@@ -1,0 +1,73 @@
+"""Atomic, private files: run directories claimed before the reaper can see them, reports
+through unique temporary files, one run at a time per report directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+
+from harness import report, runner
+from tests.unit.test_bad_input import big_run
+
+
+def test_a_planted_symlink_at_the_old_temporary_name_is_never_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("untouched\n")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    for name in ("smoke.json.tmp", "smoke.junit.xml.tmp", "smoke.md.tmp"):
+        (reports / name).symlink_to(victim)
+    info, results = big_run(2)
+    report.write(reports, info, results)
+    assert victim.read_text() == "untouched\n"
+    assert json.loads((reports / "smoke.json").read_text())["cells"]
+    assert not [p for p in reports.iterdir() if p.name.startswith(".smoke.json.")]
+
+
+def test_two_runs_writing_one_report_directory_serialise(tmp_path: Path) -> None:
+    info, results = big_run(50)
+    failures: list[BaseException] = []
+
+    def write_many() -> None:
+        try:
+            for _ in range(15):
+                report.write(tmp_path, info, results)
+        except BaseException as exc:  # collected for the assertion
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write_many) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert len(json.loads((tmp_path / "smoke.json").read_text())["cells"]) == 50
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "smoke.json", "smoke.junit.xml", "smoke.md"]
+
+
+def test_the_reaper_never_takes_a_run_directory_being_born(tmp_path: Path) -> None:
+    """A reaper looping beside new run directories: every one is whole, with its owner."""
+    parent = tmp_path / "parent"
+    parent.mkdir(mode=0o700)
+    stop = threading.Event()
+    reaped: list[Path] = []
+
+    def reap() -> None:
+        while not stop.is_set():
+            reaped.extend(runner.reap_temp_dirs(parent))
+
+    reaper = threading.Thread(target=reap)
+    reaper.start()
+    try:
+        claimed = [runner._claim(parent, f"id{i}") for i in range(200)]
+    finally:
+        stop.set()
+        reaper.join()
+    assert reaped == []
+    for root in claimed:
+        assert root.name.startswith("run-id")
+        assert (root / "owner.pid").read_text() == str(os.getpid())
