@@ -8,7 +8,6 @@ import os
 import threading
 from pathlib import Path
 
-
 from harness import report, runner
 from tests.unit.test_bad_input import big_run
 
