@@ -46,16 +46,19 @@ def pyenv_root() -> Path | None:
 
 def _pyenv_bins() -> list[str]:
     """``bin`` of every final-release install under pyenv, newest first."""
-    root = pyenv_root()
-    if root is None or not (root / "versions").is_dir():
+    try:  # a location this user cannot read (root's PYENV_ROOT after su) is not there
+        root = pyenv_root()
+        entries = list((root / "versions").iterdir()) if root is not None else []
+    except OSError:
         return []
     found: list[tuple[Version, Path]] = []
-    for entry in (root / "versions").iterdir():
+    for entry in entries:
         try:
             v = Version(entry.name)
-        except InvalidVersion:
+            usable = not v.is_prerelease and (entry / "bin").is_dir()
+        except (InvalidVersion, OSError):
             continue
-        if not v.is_prerelease and (entry / "bin").is_dir():
+        if usable:
             found.append((v, entry / "bin"))
     return [str(p) for _, p in sorted(found, reverse=True)]
 

@@ -209,6 +209,20 @@ def parse(data: dict[str, Any], path: Path) -> Matrix:
     )
 
 
+class _NoAliases(yaml.SafeLoader):
+    """The safe loader without anchors and aliases (``&a``/``*a``: an alias bomb expands
+    to gigabytes; a matrix never needs them)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """Refuse a node that is an alias or carries an anchor, before expanding anything."""
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases (&name, *name) are not allowed in a matrix; "
+                "write the values out", event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def load(path: Path) -> Matrix:
     """Read, validate and parse a matrix file; InputError lists every problem."""
     try:
@@ -217,7 +231,7 @@ def load(path: Path) -> Matrix:
         raise InputError(f"{path}: cannot read matrix ({exc.strerror}); pass --matrix FILE") \
             from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_NoAliases)  # a safe loader without aliases
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "?"

@@ -8,6 +8,8 @@ import os
 import threading
 from pathlib import Path
 
+import pytest
+
 from harness import report, runner
 from tests.unit.test_bad_input import big_run
 
@@ -70,3 +72,28 @@ def test_the_reaper_never_takes_a_run_directory_being_born(tmp_path: Path) -> No
     for root in claimed:
         assert root.name.startswith("run-id")
         assert (root / "owner.pid").read_text() == str(os.getpid())
+
+
+def test_a_yaml_alias_bomb_is_refused_in_one_line_before_expanding(tmp_path: Path) -> None:
+    from harness import matrix
+    from harness.errors import InputError
+
+    levels = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    levels += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 12)]
+    bomb = tmp_path / "matrix.yaml"
+    bomb.write_text("\n".join(levels) + "\n")
+    with pytest.raises(InputError, match=r"anchors and aliases .* are not allowed"):
+        matrix.load(bomb)
+
+
+def test_an_unreadable_pyenv_root_is_not_there(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import interpreters
+
+    locked = tmp_path / "pyenv"
+    (locked / "versions" / "3.12.1" / "bin").mkdir(parents=True)
+    monkeypatch.setenv("PYENV_ROOT", str(locked))
+    assert interpreters._pyenv_bins() == [str(locked / "versions" / "3.12.1" / "bin")]
+    monkeypatch.setattr(Path, "iterdir", lambda self: (_ for _ in ()).throw(
+        PermissionError(13, "Permission denied", str(self))))
+    assert interpreters._pyenv_bins() == []
