@@ -211,7 +211,7 @@ def _requires_python(files: Sequence[Dist]) -> str:
                     if name is None:
                         continue
                     meta = BytesHeaderParser().parsebytes(zf.read(name))
-            except (OSError, zipfile.BadZipFile):
+            except (OSError, zipfile.BadZipFile, UnicodeDecodeError):  # a non-UTF-8 name
                 continue
             return str(meta.get("Requires-Python") or "")
     sdist = next((d for d in files if d.kind == "sdist"), None)

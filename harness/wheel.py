@@ -258,6 +258,9 @@ def inspect(path: Path) -> WheelInfo:
     except zipfile.BadZipFile as exc:
         raise InputError(f"{path}: not a readable zip archive ({exc}); rebuild the wheel") \
             from exc
+    except UnicodeDecodeError as exc:  # the UTF-8 flag on a name that is not UTF-8
+        raise InputError(f"{path}: a member's name is not valid UTF-8 although the archive "
+                         "says it is; rebuild the wheel") from exc
     sha256 = file_sha256(path)
     return WheelInfo(path=path, name=str(name), version=version,
                      metadata_version=str(metadata.version), tags=frozenset(wheel_tags),

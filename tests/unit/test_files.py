@@ -97,3 +97,24 @@ def test_an_unreadable_pyenv_root_is_not_there(tmp_path: Path,
     monkeypatch.setattr(Path, "iterdir", lambda self: (_ for _ in ()).throw(
         PermissionError(13, "Permission denied", str(self))))
     assert interpreters._pyenv_bins() == []
+
+
+def test_a_non_utf8_member_name_with_the_utf8_flag_is_one_line(synthetic_wheel: Path) -> None:
+    import zipfile
+
+    from harness import wheel
+    from harness.errors import InputError
+
+    with zipfile.ZipFile(synthetic_wheel, "a") as zf:
+        zf.writestr("q_kangaroo/ab.py", b"x = 1\n")
+    data = bytearray(synthetic_wheel.read_bytes())
+    data[:] = data.replace(b"q_kangaroo/ab.py", b"q_kangaroo/\xff\xfe.py")
+    for sig, flags, at in ((b"PK\x03\x04", 6, 30), (b"PK\x01\x02", 8, 46)):
+        k = data.find(sig)
+        while k >= 0:
+            if data[k + at:k + at + 16] == b"q_kangaroo/\xff\xfe.py":
+                data[k + flags + 1] |= 0x08  # bit 11: the name is UTF-8
+            k = data.find(sig, k + 4)
+    synthetic_wheel.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="not valid UTF-8 although the archive says"):
+        wheel.inspect(synthetic_wheel)
