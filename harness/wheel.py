@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import hashlib
 import importlib.metadata
-import io
 import json
 import multiprocessing
 import os
@@ -19,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from email.parser import BytesHeaderParser
 from pathlib import Path
+from typing import IO
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
@@ -101,9 +101,10 @@ class WheelInfo:
         return sorted({n for e in self.elf for n in e.needed if is_library(n, library)})
 
 
-def _elf_facts(name: str, data: bytes) -> ElfFacts | None:
+def _elf_facts(name: str, stream: IO[bytes]) -> ElfFacts | None:
+    """What an ELF member needs, read from its (seekable) stream: never whole in memory."""
     try:
-        elf = ELFFile(io.BytesIO(data))
+        elf = ELFFile(stream)
     except ELFError:
         return None
     needed: list[str] = []
@@ -125,6 +126,15 @@ def _elf_facts(name: str, data: bytes) -> ElfFacts | None:
                     ) if isinstance(symbols, SymbolTableSection) else []
     return ElfFacts(path=name, needed=tuple(needed), rpath=tuple(rpath),
                     runpath=tuple(runpath), pyinit=tuple(pyinit))
+
+
+def _member_elf(zf: zipfile.ZipFile, name: str) -> ElfFacts | None:
+    """The ELF facts of a zip member, streamed (a 1 GiB member costs no 1 GiB of memory)."""
+    with zf.open(name) as fh:
+        if fh.read(4) != b"\x7fELF":
+            return None
+        fh.seek(0)
+        return _elf_facts(name, fh)
 
 
 def _pep600(platform_tag: str) -> str:
@@ -254,7 +264,7 @@ def inspect(path: Path) -> WheelInfo:
                 "Generator", "")) if wheel_name in files else "")
             metadata = Metadata.from_email(raw_metadata, validate=False)
             elf = tuple(e for f in files if f.endswith(".so") or ".so." in f
-                        if (e := _elf_facts(f, zf.read(f))) is not None)
+                        if (e := _member_elf(zf, f)) is not None)
     except zipfile.BadZipFile as exc:
         raise InputError(f"{path}: not a readable zip archive ({exc}); rebuild the wheel") \
             from exc
