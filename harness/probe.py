@@ -285,10 +285,14 @@ def interpreter_needs(libraries: list[str], dirs: list[str] | None = None) -> di
     if not present:
         return {"needs": {}, "missing": {}, "error": ""}
     closure, error = ldd([f for f in interpreter_files() if _needs_beyond_libc(f)])
+    # ldd lists what /etc/ld.so.preload forces into every process: no need of Python's (the
+    # cells' sandbox neutralises the preload, and sterility reports it where it is not)
+    preloaded = {os.path.realpath(p) for p in _preload_entries()}
     needs: dict[str, list[str]] = {}
     for lib in present:
         hits = sorted({path for res in closure.values() for name, path in res.items()
-                       if path and (is_library(name, lib) or is_library(path, lib))})
+                       if path and path not in preloaded
+                       and (is_library(name, lib) or is_library(path, lib))})
         if hits:
             needs[lib] = hits
     missing = {os.path.basename(f): sorted(n for n, p in res.items() if p is None)
