@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from harness import checks, cli, probe, sandbox
+from harness.environments.base import PROBE_SOURCE
 from harness.runner import private_parent
 from tests.conftest import ROOT, default_matrix_data
 from tests.integration.wheel_surgery import rewrite
@@ -45,20 +46,34 @@ def problems(observation: dict[str, Any]) -> list[str]:
     return checks.sterility_problems(observation)
 
 
-def sterility_inside(sb: sandbox.Sandbox, outer: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
-    code = STERILITY.format(path=probe.__file__)
-    out = subprocess.run([*outer, *sb.wrap([sys.executable, "-I", "-c", code])],
+#: a cell's /tmp is its own, so a checkout or nox venv under /tmp is out of its sight: what
+#: runs inside is the base interpreter (the sandbox exposes its prefix) and the whole probe
+BASE_PYTHON = os.path.realpath(sys.executable)
+
+
+def whole_probe(visible: Path) -> str:
+    """The probe (probe_native spliced in) written where a cell can read it."""
+    path = visible / "probe_whole.py"
+    path.write_text(PROBE_SOURCE, encoding="utf-8")
+    path.chmod(0o644)
+    return str(path)
+
+
+def sterility_inside(sb: sandbox.Sandbox, visible: Path,
+                     outer: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+    code = STERILITY.format(path=whole_probe(visible))
+    out = subprocess.run([*outer, *sb.wrap([BASE_PYTHON, "-I", "-S", "-c", code])],
                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     return dict(json.loads(out.stdout))
 
 
-def test_sandbox_makes_gmp_unloadable_and_unlisted(tmp_path: Path) -> None:
+def test_sandbox_makes_gmp_unloadable_and_unlisted(tmp_path: Path, visible_dir: Path) -> None:
     assert problems(probe.sterility(["gmp"], []))  # the host itself has GMP
     sb = sandbox.prepare(tmp_path, ["gmp"])
     assert "--user" not in sb.launcher  # root: no user namespace needed
     assert any(h.endswith("libgmp.so.10") for h in sb.hidden)
-    result = sterility_inside(sb)
+    result = sterility_inside(sb, visible_dir)
     assert not problems(result), problems(result)
 
 
@@ -68,7 +83,7 @@ def test_nothing_to_hide_still_gets_namespaces(tmp_path: Path) -> None:
     assert "--mount" in sb.launcher
     for flag in ("--unshare-all", "--unshare-user", "--disable-userns", "--as-pid-1"):
         assert flag in sb.jail
-    out = subprocess.run(sb.wrap([sys.executable, "-I", "-c",
+    out = subprocess.run(sb.wrap([BASE_PYTHON, "-I", "-c",
                                   "import os, socket; print(os.getpid(), "
                                   "[n for _, n in socket.if_nameindex()])"]),
                          capture_output=True, text=True, check=True)
@@ -215,7 +230,7 @@ def harness_verdicts(outer: OuterRun, setup: str, wheels: dict[str, Path],
 
 
 def test_ld_so_preload_is_neutralised_and_observed(
-        outer: OuterRun, wheels: dict[str, Path], tmp_path: Path) -> None:
+        outer: OuterRun, wheels: dict[str, Path], tmp_path: Path, visible_dir: Path) -> None:
     layer = tmp_path / "etc"
     layer.mkdir()
     (layer / "ld.so.preload").write_text(f"{host_gmp()}\n")
@@ -227,13 +242,15 @@ def test_ld_so_preload_is_neutralised_and_observed(
     result = json.loads(seen.stdout)
     assert f"/etc/ld.so.preload preloads {host_gmp()}" in problems(result), result
     # Inside: nothing preloaded, and the unbundled wheel cannot borrow the preloaded GMP.
+    inner = ("import json, runpy; print(json.dumps(runpy.run_path("
+             f"{whole_probe(visible_dir)!r})['sterility'](['nosuchlib'], [])))")
     inside = outer(setup, [sys.executable, "-c", f"""
 import json, sys
 from pathlib import Path
 from harness import sandbox
 sb = sandbox.prepare(Path({str(tmp_path / 'sb')!r}), ['nosuchlib'])
 import subprocess
-print(subprocess.run(sb.wrap([sys.executable, '-I', '-c', {sterile!r}]),
+print(subprocess.run(sb.wrap([{BASE_PYTHON!r}, '-I', '-S', '-c', {inner!r}]),
                      capture_output=True, text=True, check=True).stdout)
 """])
     assert inside.returncode == 0, inside.stderr
