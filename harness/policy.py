@@ -33,6 +33,7 @@ DEFAULT_POLICY: Mapping[str, Level] = MappingProxyType({
     "record-missing": "blocker",
     "record-hash-mismatch": "blocker",
     "record-unlisted-file": "blocker",
+    "unsafe-path": "blocker",  # a member outside the install directory (zip-slip)
     "size": "blocker",
     "arch-mismatch": "blocker",
     "platform-tag-unmet": "blocker",

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from email.parser import BytesHeaderParser
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO
 
 from elftools.common.exceptions import ELFError
@@ -246,6 +246,22 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def unsafe_member(names: Sequence[str]) -> str | None:
+    """The first member an installer would write outside its target directory (zip-slip):
+    an absolute path, a drive, or a ``..`` component; None when every name is safe."""
+    for name in names:
+        posix = PurePosixPath(name.replace("\\", "/"))
+        if posix.is_absolute() or ".." in posix.parts or PureWindowsPath(name).drive:
+            return name
+    return None
+
+
+def unsafe_member_message(name: str) -> str:
+    """What is wrong with a wheel holding the zip-slip member ``name``."""
+    return (f"member {name!r} would be written outside the install directory (an absolute "
+            "path or a '..' component: a broken or malicious wheel) [unsafe-path]")
+
+
 def inspect(path: Path) -> WheelInfo:
     """Read a wheel's name, version, tags, metadata and ELF facts."""
     try:
@@ -254,6 +270,9 @@ def inspect(path: Path) -> WheelInfo:
         raise InputError(f"{path}: not a wheel file name ({exc}); pass a .whl") from exc
     try:
         with zipfile.ZipFile(path) as zf:
+            if (unsafe := unsafe_member(zf.namelist())) is not None:
+                raise InputError(f"{path}: {unsafe_member_message(unsafe)}; rebuild the wheel "
+                                 "so every member is a relative path inside it")
             files = tuple(n for n in zf.namelist() if not n.endswith("/"))  # no dir entries
             meta_name = next((f for f in files if f.endswith(".dist-info/METADATA")), None)
             if meta_name is None:

@@ -18,6 +18,7 @@ from packaging.version import Version
 
 from harness import advice
 from harness import release as release_mod
+from harness import wheel as wheel_mod
 from harness.audit import cpu, metadata, native, source
 from harness.audit.model import (
     AuditOptions,
@@ -135,6 +136,10 @@ def _audit_wheel(dist: Dist, version: Version,
     out = Collector(dist.filename, options.policy)
     try:
         with zipfile.ZipFile(dist.path) as zf:
+            if (unsafe := wheel_mod.unsafe_member(zf.namelist())) is not None:
+                out.add("unsafe-path", wheel_mod.unsafe_member_message(unsafe),
+                        "rebuild the wheel so every member is a relative path inside it")
+                return out.findings, None
             data = {n: zf.read(n) for n in zf.namelist() if not n.endswith("/")}
     except (OSError, zipfile.BadZipFile) as exc:
         out.add("metadata-missing", f"not a readable zip archive: {exc}", "rebuild the wheel")

@@ -118,3 +118,28 @@ def test_a_non_utf8_member_name_with_the_utf8_flag_is_one_line(synthetic_wheel: 
     synthetic_wheel.write_bytes(bytes(data))
     with pytest.raises(InputError, match="not valid UTF-8 although the archive says"):
         wheel.inspect(synthetic_wheel)
+
+
+@pytest.mark.parametrize("member", ["../../evil.txt", "/etc/evil", "q_kangaroo/../../x.py",
+                                    "C:/evil.dll", "..\\evil.py"])
+def test_a_zip_slip_member_is_one_line_naming_it_and_an_audit_blocker(
+        synthetic_wheel: Path, member: str) -> None:
+    import zipfile
+
+    from packaging.version import Version
+
+    from harness import audit, release, wheel
+    from harness.errors import InputError
+
+    assert wheel.unsafe_member(["q_kangaroo/__init__.py", "q_kangaroo/a..b.py"]) is None
+    with zipfile.ZipFile(synthetic_wheel, "a") as zf:
+        zf.writestr(member, b"x")
+    with pytest.raises(InputError) as caught:
+        wheel.inspect(synthetic_wheel)
+    assert repr(member) in str(caught.value) and "[unsafe-path]" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    dist = release.classify(synthetic_wheel)
+    assert isinstance(dist, release.Dist)
+    [finding] = audit.audit_wheel(dist, Version("1.0.0"), audit.AuditOptions())
+    assert (finding.code, finding.severity) == ("unsafe-path", "blocker")
+    assert repr(member) in finding.message
