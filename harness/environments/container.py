@@ -164,6 +164,22 @@ def locked_down(client: docker.DockerClient, *, image: str, command: list[str],
             timing.mark("remove")
 
 
+def engine_failure(exc: Exception) -> str:
+    """One readable line for an engine call that failed mid-cell: what happened, what to do
+    (the engine's own text goes to the report's details)."""
+    then = "see whether the engine runs (`docker info`) and run again"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return f"the Docker engine did not answer in time (frozen or overloaded); {then}"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return ("the connection to the Docker engine was lost during the cell (the engine "
+                f"stopped, restarted or crashed); {then}")
+    if isinstance(exc, docker.errors.APIError):
+        said = " ".join(str(exc.explanation or "").split())[:200] or "no explanation"
+        return (f"the Docker engine refused a request (HTTP {exc.status_code}: {said}); "
+                f"{then}")
+    return f"a request to the Docker engine failed ({type(exc).__name__}); {then}"
+
+
 def _remove(container: Container) -> None:
     try:
         container.remove(force=True, v=True)  # v: its anonymous /wheel volume too
@@ -246,8 +262,9 @@ class ContainerEnvironment(CellEnvironment):
                             "it (`nox -s images` for recipes under images/) or `docker pull` it",
                             environment=env)
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-            reason = "interrupted" if self._aborted else f"docker: {exc}"
-            return ProbeRun(infra_error=reason, environment=env,
+            reason = "interrupted" if self._aborted else engine_failure(exc)
+            return ProbeRun(infra_error=reason, environment=env,  # the raw text: run.stderr
+                            stderr=f"docker: {type(exc).__name__}: {exc}",
                             seconds=time.monotonic() - start)
         finally:
             with self._lock:
