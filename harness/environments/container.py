@@ -7,6 +7,7 @@ import os
 import socket
 import tarfile
 import time
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -44,7 +45,9 @@ WHEEL_MOUNT = "/wheel"
 SET_DIR, DEPS_DIR = "set", "deps"  # below WHEEL_MOUNT: the release set, the dependencies
 QEMU_DIR = "qemu"  # below WHEEL_MOUNT: a floor cell's static qemu-user, copied in
 IMAGE_UV = "/usr/local/bin/uv"
-MEMORY, PIDS, TMP_SIZE = "2g", 512, "1g"  # per container cell (README: limits)
+MEMORY, PIDS, TMP_SIZE = 2 << 30, 512, 1 << 30  # bytes, per container cell (README: limits)
+TMP_MARGIN = 512 << 20  # /tmp beyond twice what the cell's wheels unpack to (venv, caches)
+TMP_CEILING = 8 << 30  # the most /tmp (and extra memory) a container cell gets; above: ERROR
 CORE_LIMIT = 512 << 20  # bytes of a floor cell's guest core (written to the /tmp tmpfs)
 KEEP_SECONDS = 3600  # --keep-failed: how long a kept cell stays up to be entered
 OTHER_HOST_GRACE = timedelta(hours=24)  # a shared engine: other hosts' runs may be alive
@@ -123,6 +126,37 @@ def wheel_archive(files: Mapping[str, Path]) -> bytes:
     return buf.getvalue()
 
 
+def unpacked_size(files: Mapping[str, Path]) -> int:
+    """What the wheels among ``files`` unpack to, by their zip directories."""
+    total = 0
+    for path in files.values():
+        if path.suffix == ".whl":
+            with suppress(OSError, zipfile.BadZipFile), zipfile.ZipFile(path) as zf:
+                total += sum(i.file_size for i in zf.infolist())
+    return total
+
+
+def tmp_wanted(files: Mapping[str, Path]) -> int:
+    """The /tmp a cell installing ``files`` needs: TMP_SIZE, or twice what its wheels unpack
+    to (the installer's cache and the venv) and TMP_MARGIN, when more."""
+    return max(TMP_SIZE, 2 * unpacked_size(files) + TMP_MARGIN)
+
+
+def tmp_size(files: Mapping[str, Path]) -> int:
+    """The /tmp tmpfs the cell gets: what it needs, at most TMP_CEILING."""
+    return min(TMP_CEILING, tmp_wanted(files))
+
+
+def memory_limit(files: Mapping[str, Path]) -> int:
+    """The cell's memory limit: MEMORY, and what its /tmp grows beyond TMP_SIZE (tmpfs pages
+    count against it)."""
+    return MEMORY + tmp_size(files) - TMP_SIZE
+
+
+def _gib(size: int) -> str:
+    return f"{size / (1 << 30):.3g} GiB"
+
+
 def staged_files(spec: ProbeSpec) -> dict[str, Path]:
     """What goes into the /wheel volume: the set's wheels under set/, the dependency
     wheelhouse's wheels under deps/."""
@@ -142,12 +176,15 @@ def locked_down(client: docker.DockerClient, *, image: str, command: list[str],
     or Desktop engines): nothing of the host is mounted. The wheels go in through the API,
     copied into an anonymous volume at /wheel (the root filesystem is read-only, and the
     /tmp tmpfs only exists once the container runs); removing the container removes it.
+    The tmpfs is sized for ``files`` (tmp_size) and counts against the memory limit, which
+    grows with it.
     """
     container = client.containers.create(
         image, command=command, user="1000:1000", working_dir="/tmp",
         environment=cell_variables("/tmp", "/tmp"), network_mode="none", read_only=True,
-        tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={TMP_SIZE},mode=1777"}, cap_drop=["ALL"],
-        security_opt=["no-new-privileges"], pids_limit=PIDS, mem_limit=MEMORY,
+        tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={tmp_size(files)},mode=1777"},
+        cap_drop=["ALL"], security_opt=["no-new-privileges"], pids_limit=PIDS,
+        mem_limit=memory_limit(files),
         mounts=[Mount(target=WHEEL_MOUNT, source=None, type="volume")], labels=labels,
         # a floor cell reads the emulated process's fault from the core qemu writes in /tmp
         ulimits=[Ulimit(name="core", soft=CORE_LIMIT, hard=CORE_LIMIT)] if core_dumps else None,
@@ -231,6 +268,12 @@ class ContainerEnvironment(CellEnvironment):
                          emulator=emulator)
         labels = {**self.labels, f"{LABEL}.keep": "1"} if self.keep_failed else self.labels
         env = cell_variables("/tmp", "/tmp")
+        if tmp_wanted(files) > TMP_CEILING:  # our limit, never the wheel's failure
+            return ProbeRun(environment=env, infra_error=(
+                f"the wheels of this cell unpack to {_gib(unpacked_size(files))}, more than "
+                f"the harness's {_gib(TMP_CEILING)} /tmp limit for a container cell allows "
+                "(twice that plus a margin); the harness's limit, not a fault of the wheel: "
+                "judge it in a venv cell"))
         start = time.monotonic()
         try:
             with locked_down(self.client, image=self.image, command=argv, files=files,
@@ -253,7 +296,8 @@ class ContainerEnvironment(CellEnvironment):
                 run = ProbeRun(events=parse_events(out), returncode=status, stderr=err,
                                seconds=time.monotonic() - start, timed_out=timed_out,
                                environment=env, infra_error=f"the cell hit the container's "
-                               f"{MEMORY} memory limit (OOM-killed)" if oom else None)
+                               f"{_gib(memory_limit(files))} memory limit (OOM-killed)"
+                               if oom else None)
                 handle.keep = self.keep_failed and not self._aborted and not _passed(run, spec)
                 self.kept = c.name if handle.keep else None
                 return run
