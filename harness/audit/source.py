@@ -8,6 +8,7 @@ import ast
 from dataclasses import dataclass
 
 from harness.audit.model import Collector, WheelAudit, WheelCheck
+from harness.probe_native import is_library
 
 _LOADERS = {"add_dll_directory", "CDLL", "WinDLL", "OleDLL", "PyDLL", "LoadLibrary", "dlopen"}
 _WINDOWS_WORDS = ("win32", "nt", "windows", "cygwin", "win")
@@ -108,9 +109,15 @@ class _EnvLoads(ast.NodeVisitor):
 
 
 def check_env_native_paths(wheel: WheelAudit, out: Collector) -> None:
-    """Native code loaded from paths the user's environment names."""
+    """Native code loaded from paths the user's environment names. A Windows-guarded load is
+    a warning where it cannot run (a Linux or macOS wheel) or where it is only a fallback (a
+    Windows wheel bundling every declared library); in a Windows wheel lacking one, the
+    user's environment is where that library comes from: a blocker."""
     dist, files = wheel.dist, wheel.files
     windows_wheel = any(t.platform.startswith("win") for t in dist.tags)
+    declared = wheel.options.bundled_libraries
+    dlls = [n for n in files.names if n.lower().endswith(".dll")]
+    missing = [lib for lib in declared if not any(is_library(n, lib) for n in dlls)]
     for name in files.names:
         if not name.endswith(".py") or ".dist-info/" in name:
             continue
@@ -127,6 +134,14 @@ def check_env_native_paths(wheel: WheelAudit, out: Collector) -> None:
                 out.add("env-native-library-path-guarded", f"{where}, only on Windows: not "
                         "reachable from this wheel's platforms, but the Windows wheel will "
                         "depend on the user's environment", fix)
+            elif load.windows_only and declared and not missing:
+                out.add("env-native-library-path-guarded", f"{where}, only on Windows, and "
+                        f"this wheel bundles {', '.join(declared)}: a fallback the bundled "
+                        "copy makes unneeded", fix)
+            elif load.windows_only and missing:
+                out.add("env-native-library-path", f"{where}, and this Windows wheel does "
+                        f"not bundle {', '.join(missing)}: it finds it only where ${var} "
+                        "points, its import fails on a machine without it", fix)
             else:
                 out.add("env-native-library-path", f"{where}: the package loads native code "
                         f"from wherever the user's environment points (and fails or loads a "

@@ -198,3 +198,52 @@ def test_auditwheel_show_json_is_read_and_its_version_checked(
     monkeypatch.setattr(wheel_mod.subprocess, "run", lambda *a, **k: subprocess.
                         CompletedProcess(a, 0, stdout=json.dumps(answer), stderr=""))
     assert "schema version 2" in (wheel_mod.auditwheel_show(pure).failed or "")
+
+
+def _hooked(folder: Path, tag: str, *members: str) -> Path:
+    """A wheel whose ``__init__`` carries the Windows-guarded MINGW_BIN hook."""
+    path = folder / f"q_kangaroo-1.0.0-{tag}.whl"
+    dist_info = "q_kangaroo-1.0.0.dist-info"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("q_kangaroo/__init__.py", GUARDED)
+        for member in members:
+            zf.writestr(member, b"MZ")
+        zf.writestr(f"{dist_info}/METADATA",
+                    "Metadata-Version: 2.1\nName: q_kangaroo\nVersion: 1.0.0\n")
+        zf.writestr(f"{dist_info}/WHEEL",
+                    f"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: {tag}\n")
+        zf.writestr(f"{dist_info}/RECORD", "")
+    return path
+
+
+LINUX = "cp39-abi3-manylinux_2_17_x86_64"
+WINDOWS = "cp39-abi3-win_amd64"
+
+
+@pytest.mark.parametrize(("windows", "graded"), [
+    (None, {LINUX: "warning"}),  # Linux-only: the hook cannot run
+    (("q_kangaroo/_q_kangaroo.pyd",), {LINUX: "warning", WINDOWS: "blocker"}),
+    (("q_kangaroo/_q_kangaroo.pyd", "q_kangaroo.libs/libgmp-10-1a2b.dll"),
+     {LINUX: "warning", WINDOWS: "warning"}),  # a fallback the bundled DLL makes unneeded
+    (("q_kangaroo/_q_kangaroo.pyd", "q_kangaroo/gmp.h", "q_kangaroo/libgmp.a"),
+     {LINUX: "warning", WINDOWS: "blocker"}),  # no DLL of it: not bundled
+])
+def test_a_guarded_mingw_hook_blocks_only_beside_a_windows_wheel_lacking_the_library(
+        tmp_path: Path, windows: tuple[str, ...] | None, graded: dict[str, str]) -> None:
+    from harness import gate
+    from tests.unit.test_gate import cell, report_of
+
+    _hooked(tmp_path, LINUX, "q_kangaroo/_q_kangaroo.abi3.so")
+    if windows is not None:
+        _hooked(tmp_path, WINDOWS, *windows)
+    found = release.collect([tmp_path], "q_kangaroo")
+    report = audit.audit_release(found, audit.AuditOptions(bundled_libraries=("gmp",)))
+    hooks = {f.file.split("-", 2)[2].removesuffix(".whl"): f for f in report.findings
+             if f.code.startswith("env-native-library-path")}
+    assert {tag: f.severity for tag, f in hooks.items()} == graded
+    if graded.get(WINDOWS) == "blocker":
+        assert "does not bundle gmp" in hooks[WINDOWS].message
+    decision = gate.decide(found, report, report_of([cell("venv-py3.11")]), ReleasePolicy(),
+                           bundled_libraries=("gmp",))
+    blocking = {i.code for i in decision.blockers if i.code.startswith("env-native")}
+    assert blocking == ({"env-native-library-path"} if "blocker" in graded.values() else set())
