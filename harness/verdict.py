@@ -195,7 +195,8 @@ def interference(observed: Mapping[str, Mapping[str, Any]]) -> str | None:
     if watcher.get("mapped") is None:
         return f"the probe could not look at the package's process ({watcher.get('error')})"
     mapped = watcher.get("extensions") or {}
-    claimed = [str(e.get("module")) for e in imp.get("extensions", []) if not e.get("exception")]
+    claimed = [str(e.get("module")) for e in imp.get("extensions", [])
+               if not e.get("exception") and not e.get("skipped")]  # skipped: never imported
     missing = [m for m in claimed if not mapped.get(m)]
     if missing:
         return (f"the import reported {', '.join(missing)} loaded, but the package's process "

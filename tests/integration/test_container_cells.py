@@ -142,8 +142,9 @@ def test_sigkill_leftovers_are_reaped_by_the_next_run(
     assert len(smoke_containers(docker_client, pid=proc.pid)) == 1  # killed: left behind
     run = run_harness(str(wheels["good"]), "--select", "docker-debian12-py3.11")
     assert run.returncode == 0, run.output
-    assert "removed leftover container" in run.output
     assert smoke_containers(docker_client, pid=proc.pid) == []
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # else another test's run may reap it first
+        assert "removed leftover container" in run.output
 
 
 def test_keep_failed_keeps_the_container_and_says_how_to_enter(

@@ -91,7 +91,10 @@ def escape_targets(*, write: tuple[str, ...] = (), read: tuple[str, ...] = ()
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass  # reachable from the host
         # (the cell's own /tmp is an empty tmpfs: writing there works and reaches nothing)
-        writes = [str(visible / "open" / "written"), f"/etc/{token}", str(ROOT / token), *write]
+        # the checkout too, unless it lives under an emptied directory (a clone in /tmp)
+        checkout = [] if str(ROOT).startswith(("/tmp/", "/var/tmp/", "/run/")) else [
+            str(ROOT / token)]
+        writes = [str(visible / "open" / "written"), f"/etc/{token}", *checkout, *write]
         for path in writes:
             stack.callback(lambda p=path: os.path.lexists(p) and os.unlink(p))
         yield Targets(token=token, write=writes, read=[str(secret), "/etc/shadow",
