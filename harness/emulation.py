@@ -61,6 +61,14 @@ def cell_suffix(cpu: str) -> str:
     return re.sub(r"[^A-Za-z0-9._]+", "-", cpu.replace(",-", "-")).strip("-")
 
 
+def floor_cell(cpu: str, cid: str, aliases: tuple[str, ...],
+               timeout: float) -> tuple[str, tuple[str, ...], float]:
+    """A floor cell's id, aliases and timeout from its native twin's: the CPU as a suffix
+    (``venv-py3.12-x86-64-v1``), the budget scaled for emulation."""
+    more = f"-{cell_suffix(cpu)}"
+    return cid + more, tuple(a + more for a in aliases), timeout * BUDGET_FACTOR
+
+
 def check(cpus: Iterable[str], source: str) -> None:
     """Before a run: every cpu value is known and qemu-user is there (installed as root on
     Debian); else one line (InputError, exit 2)."""

@@ -57,9 +57,7 @@ class ContainerKind(Kind):
         if arches.is_foreign(entry.arch):  # docker-debian11-py3.9-aarch64
             cid, aliases = f"{cid}-{entry.arch}", tuple(f"{a}-{entry.arch}" for a in aliases)
         if entry.cpu:  # docker-debian12-py3.12-x86-64-v1, its budgets scaled for emulation
-            more = f"-{emulation.cell_suffix(entry.cpu)}"
-            cid, aliases = cid + more, tuple(a + more for a in aliases)
-            timeout *= emulation.BUDGET_FACTOR
+            cid, aliases, timeout = emulation.floor_cell(entry.cpu, cid, aliases, timeout)
         return [Cell(id=entry.id or cid, kind=self.name, entry=entry, timeout=timeout,
                      aliases=aliases)]
 

@@ -39,9 +39,7 @@ class VenvKind(Kind):
         else:
             cid = f"venv-{slug(entry.python.rsplit('/', 1)[-1])}"
         if entry.cpu:  # venv-py3.12-x86-64-v1, its budgets scaled for emulation
-            more = f"-{emulation.cell_suffix(entry.cpu)}"
-            cid, aliases = cid + more, tuple(a + more for a in aliases)
-            timeout *= emulation.BUDGET_FACTOR
+            cid, aliases, timeout = emulation.floor_cell(entry.cpu, cid, aliases, timeout)
         return [Cell(id=entry.id or cid, kind=self.name, entry=entry, timeout=timeout,
                      aliases=aliases)]
 
