@@ -207,3 +207,38 @@ def test_a_wheel_that_hangs_on_import_is_a_timeout_of_the_import_step_within_its
         assert cell["reason"].startswith("import: no result within its 15s budget"), cell["reason"]
     assert run.returncode == 1
     assert smoke_containers(docker_client, run=run.report["run_id"]) == []  # type: ignore[index]
+
+
+def test_a_zip_slip_wheel_is_refused_in_one_line_naming_the_entry(
+        wheels: dict[str, Path], run_harness: RunHarness, tmp_path: Path) -> None:
+    wheel = rewrite(wheels["good"], tmp_path / "dist",
+                    lambda files: {**files, "../../qk-evil.txt": b"x"})
+    run = run_harness(str(wheel), "--select", "venv-py3.12")
+    assert run.returncode == 2, run.output
+    [line] = [x for x in run.output.splitlines() if x.startswith("error:")]
+    assert "'../../qk-evil.txt'" in line and "[unsafe-path]" in line
+    assert "Traceback" not in run.output
+
+
+def test_a_wheel_unpacking_beyond_one_gib_is_judged_not_failed_by_our_tmp(
+        wheels: dict[str, Path], run_harness: RunHarness, tmp_path: Path,
+        images: dict[str, Any]) -> None:
+    """1.2 GiB of zeros (6 MB compressed) used to fill the cell's fixed 1 GiB /tmp: FAIL."""
+    import zipfile
+
+    src = rewrite(wheels["good"], tmp_path / "src", lambda files: files)
+    wheel = tmp_path / "dist" / src.name
+    wheel.parent.mkdir()
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED,
+                                                      compresslevel=1) as zout:
+        for info in zin.infolist():
+            if not info.filename.endswith("RECORD"):
+                zout.writestr(info, zin.read(info))
+        with zout.open("q_kangaroo/blob.bin", "w", force_zip64=True) as blob:
+            for _ in range(1200):
+                blob.write(bytes(1 << 20))
+        record = next(n for n in zin.namelist() if n.endswith(".dist-info/RECORD"))
+        zout.writestr(record, zin.read(record) + b"q_kangaroo/blob.bin,,\n")
+    run = run_harness(str(wheel), "--select", "docker-debian12-py3.11")
+    cell = run.cells()["docker-debian12-py3.11"]
+    assert cell["verdict"] == "PASS", (cell["reason"], run.output)
