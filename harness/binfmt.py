@@ -10,12 +10,12 @@ it says in one line what to run.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from harness import emulation
 from harness.arches import Arch
 from harness.errors import InfrastructureError
 
@@ -41,12 +41,10 @@ def _is_root() -> bool:
 def _rule(arch: Arch) -> str:
     """The registration line qemu-user-static ships for ``arch``; installs it if root."""
     path = RULES_DIR / f"qemu-{arch.qemu}.conf"
-    if not path.is_file() and _is_root() and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "install", "-y", "-q", "qemu-user-static"], env=env,
-                       capture_output=True, check=False)
     if not path.is_file():
-        how = ("apt-get install qemu-user-static failed" if _is_root() and shutil.which("apt-get")
+        emulation.install_qemu(path.is_file)
+    if not path.is_file():
+        how = ("apt-get install qemu-user-static failed" if emulation.can_install_qemu()
                else "install qemu-user-static (as root)")
         raise BinfmtError(f"cannot run {arch.name} programs: qemu-user-static is missing "
                           f"(no {path}); {how}")

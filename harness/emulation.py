@@ -168,18 +168,31 @@ def qemu_models(arch: str = "x86_64") -> frozenset[str]:
     return frozenset(names)
 
 
+def can_install_qemu() -> bool:
+    """Whether the harness may install qemu-user-static itself (root on Debian)."""
+    return os.geteuid() == 0 and shutil.which("apt-get") is not None
+
+
+def install_qemu(ready: Callable[[], bool], log: Callable[[str], None] = lambda _m: None) -> None:
+    """As root on Debian, install qemu-user-static (``apt-get update`` once if the first try
+    fails) until ``ready``; elsewhere nothing (the caller says what to do)."""
+    if not can_install_qemu():
+        return
+    log(f"installing {QEMU_PACKAGE} (qemu-user) for the emulated cells")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (["apt-get", "install", "-y", "-q", QEMU_PACKAGE],
+                ["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", QEMU_PACKAGE]):
+        subprocess.run(cmd, capture_output=True, env=env, timeout=600, check=False)
+        if ready():
+            return
+
+
 def qemu_binary(arch: str = "x86_64", log: Callable[[str], None] = lambda _m: None) -> Path:
     """The static qemu-user binary for ``arch``; as root on Debian it is installed when
     missing.  InputError (one line, what to do) when it cannot be had."""
+    if shutil.which(qemu_name(arch)) is None:
+        install_qemu(lambda: shutil.which(qemu_name(arch)) is not None, log)
     found = shutil.which(qemu_name(arch))
-    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        log(f"installing {QEMU_PACKAGE} (qemu-user) for the emulated cells")
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        for cmd in (["apt-get", "install", "-y", "-q", QEMU_PACKAGE],
-                    ["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", QEMU_PACKAGE]):
-            subprocess.run(cmd, capture_output=True, env=env, timeout=600, check=False)
-            if (found := shutil.which(qemu_name(arch))) is not None:
-                break
     if found is None:
         raise InputError(f"emulated cells (cpu:) need {qemu_name(arch)} and it is not on PATH: "
                          f"install Debian's {QEMU_PACKAGE} (or your system's static qemu-user), "

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from harness import arches, binfmt
+from harness import arches, binfmt, emulation
 from harness.errors import InputError
 
 AARCH64 = arches.ARCHES["aarch64"]
@@ -108,7 +108,7 @@ def test_root_without_qemu_and_no_way_to_install_it(
     kernel.mount()
     (binfmt.RULES_DIR / "qemu-aarch64.conf").unlink()
     monkeypatch.setattr(binfmt, "_is_root", lambda: True)
-    monkeypatch.setattr(binfmt.shutil, "which", lambda name: None)
+    monkeypatch.setattr(emulation.shutil, "which", lambda name: None)  # no apt-get
     with pytest.raises(binfmt.BinfmtError) as err:
         binfmt.ensure(AARCH64)
     assert "qemu-user-static is missing" in str(err.value)
