@@ -17,8 +17,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import virtualenv
-
 from harness import interpreters, timing
 from harness.environments.base import CellEnvironment, ProbeSpec, Where, parse_events
 from harness.errors import HarnessError
@@ -74,6 +72,8 @@ def stdlib_venv_works(python: Path, where: Path) -> bool:
 
 def make_virtualenv(python: Path, target: Path, *, app_data: Path) -> str | None:
     """A venv for ``python`` made by virtualenv without seed packages; None, else why not."""
+    import virtualenv  # the fallback only: most runs never need it (~0.17 s of import)
+
     try:
         virtualenv.cli_run([str(target), "--python", str(python), "--no-seed", "--quiet",
                             "--no-periodic-update", "--activators", "",
